@@ -1,0 +1,215 @@
+import Capture
+import CNetfilter
+
+/// A whole nftables transaction as netlink bytes: NFNL_MSG_BATCH_BEGIN, the messages, NFNL_MSG_BATCH_END.
+/// The kernel applies it atomically, so a ruleset either lands complete or not at all.
+///
+/// Building it touches no socket. Every message asks for an acknowledgement and carries its own
+/// sequence number, and `messages` says in words what each one would create or remove, so an error
+/// the kernel returns can be pinned on the rule or set that caused it.
+public struct NftablesBatch: Sendable {
+    public struct Message: Sendable, Hashable {
+        public let sequence: UInt32
+        /// The nfnetlink message type (`NFT_MSG_NEWRULE`, ...).
+        public let type: UInt16
+        /// What the message creates or removes: "rule 3 of chain istio-output in table inet
+        /// istio-proxy-nat", "removal of table inet istio-proxy-raw".
+        public let description: String
+    }
+
+    /// The batch as sent in one `sendmsg`.
+    public let bytes: [UInt8]
+    /// The acknowledged messages, in batch order (without the begin and end markers).
+    public let messages: [Message]
+    /// Sequence numbers of the begin and end markers, which the kernel answers only to report an
+    /// error about the batch as a whole (missing capability, missing nf_tables).
+    public let beginSequence: UInt32
+    public let endSequence: UInt32
+
+    /// The transaction that makes the kernel's owned tables exactly `ruleset`'s: each owned table the
+    /// ruleset has is created if absent, deleted and created afresh with its sets, chains and rules;
+    /// each owned table it lacks is removed if present. Other tables are not touched.
+    public init(applying ruleset: Ruleset, firstSequence: UInt32 = 1) throws(KernelError) {
+        if let stranger = ruleset.tables.first(where: { !Ruleset.ownedTableNames.contains($0.name) }) {
+            throw .unencodable("table \(stranger.name) is not one of Sluice's tables "
+                               + "(\(Ruleset.ownedTableNames.joined(separator: ", ")))")
+        }
+        var plan: [NftablesMessage] = []
+        var nextSetID: UInt32 = 1
+        for name in Ruleset.ownedTableNames {
+            // Creating first makes the delete legal when the table does not exist.
+            plan.append(.newTable(name: name, comment: nil))
+            plan.append(.deleteTable(name: name))
+            guard let table = ruleset.table(named: name) else { continue }
+            plan += try Self.plan(for: table, nextSetID: &nextSetID)
+        }
+        try self.init(plan: plan, firstSequence: firstSequence)
+    }
+
+    /// The `--cleanup-only` transaction: every owned table removed (if present), nothing else touched.
+    public static func removingOwnedTables(firstSequence: UInt32 = 1) -> NftablesBatch {
+        let plan = Ruleset.ownedTableNames.flatMap { name -> [NftablesMessage] in
+            [.newTable(name: name, comment: nil), .deleteTable(name: name)]
+        }
+        do {
+            return try NftablesBatch(plan: plan, firstSequence: firstSequence)
+        } catch {
+            // Only the constant owned names are encoded here, and they are valid.
+            preconditionFailure("encoding the owned table names failed: \(error)")
+        }
+    }
+
+    public func message(withSequence sequence: UInt32) -> Message? {
+        guard let first = messages.first, sequence >= first.sequence else { return nil }
+        let index = Int(sequence - first.sequence)
+        return index < messages.count ? messages[index] : nil
+    }
+
+    /// The bounds nft and the kernel put on names and comments (`NFT_NAME_MAXLEN`,
+    /// `NFTNL_UDATA_COMMENT_MAXLEN`).
+    static let maximumNameLength = 255
+    static let maximumCommentLength = 128
+    /// Element bytes per NEWSETELEM message: the element list is one netlink attribute, whose length
+    /// field is 16 bits, so a big set is sent as several messages in the same batch.
+    static let setElementBytesPerMessage = 32 * 1024
+
+    init(plan: [NftablesMessage], firstSequence: UInt32) throws(KernelError) {
+        var bytes: [UInt8] = []
+        var sequence = firstSequence
+        beginSequence = sequence
+        Nftnl.appendBatchBegin(sequence: sequence, to: &bytes)
+        var messages: [Message] = []
+        messages.reserveCapacity(plan.count)
+        for message in plan {
+            sequence &+= 1
+            try Nftnl.append(message, sequence: sequence, to: &bytes)
+            messages.append(Message(sequence: sequence, type: message.type, description: message.description))
+        }
+        sequence &+= 1
+        endSequence = sequence
+        Nftnl.appendBatchEnd(sequence: sequence, to: &bytes)
+        self.bytes = bytes
+        self.messages = messages
+    }
+
+    private static func plan(for table: Table, nextSetID: inout UInt32) throws(KernelError) -> [NftablesMessage] {
+        try checkName(table.name, of: "table")
+        if let comment = table.comment { try checkComment(comment, of: "table inet \(table.name)") }
+        var plan: [NftablesMessage] = [.newTable(name: table.name, comment: table.comment)]
+        var setIDs: [String: UInt32] = [:]
+        for set in table.sets {
+            try checkName(set.name, of: "set")
+            let id = nextSetID
+            nextSetID += 1
+            setIDs[set.name] = id
+            plan.append(.newSet(table: table.name, name: set.name, setID: id, contents: NftablesSetContents(set.elements)))
+            let elements = NftablesSetElement.elements(of: set.elements)
+            let perMessage = max(1, setElementBytesPerMessage / Nftnl.elementSizeBound(keyLength: set.elements.keyLength))
+            let chunks = stride(from: 0, to: elements.count, by: perMessage).map {
+                Array(elements[$0..<min($0 + perMessage, elements.count)])
+            }
+            for (index, chunk) in chunks.enumerated() {
+                plan.append(.newSetElements(table: table.name, set: set.name, setID: id, elements: chunk,
+                                            part: index + 1, of: chunks.count))
+            }
+        }
+        for chain in table.chains {
+            try checkName(chain.name, of: "chain")
+            plan.append(.newChain(table: table.name, name: chain.name, base: chain.base))
+        }
+        for chain in table.chains {
+            for (index, rule) in chain.rules.enumerated() {
+                let description = NftablesMessage.ruleDescription(index: index + 1, chain: chain.name, table: table.name)
+                if !rule.comment.isEmpty { try checkComment(rule.comment, of: description) }
+                if let target = rule.jumpTarget { try checkName(target, of: "jump target of \(description)") }
+                let expressions = try NftablesRuleCompiler.expressions(for: rule, setIDs: setIDs)
+                plan.append(.newRule(table: table.name, chain: chain.name, index: index + 1,
+                                     expressions: expressions, comment: rule.comment))
+            }
+        }
+        return plan
+    }
+
+    private static func checkName(_ name: String, of kind: String) throws(KernelError) {
+        let length = name.utf8.count
+        guard length > 0, length <= maximumNameLength, !name.utf8.contains(0) else {
+            throw .unencodable("\(kind) name \"\(name)\" must be 1 to \(maximumNameLength) bytes")
+        }
+    }
+
+    private static func checkComment(_ comment: String, of object: String) throws(KernelError) {
+        guard comment.utf8.count <= maximumCommentLength, !comment.utf8.contains(0) else {
+            throw .unencodable("the comment of \(object) is longer than \(maximumCommentLength) bytes")
+        }
+    }
+}
+
+/// How a set's keys are typed, as nft declares them (`type ipv4_addr; flags interval`).
+struct NftablesSetContents: Hashable, Sendable {
+    /// nft's datatype numbers: `ipv4_addr` 7, `ipv6_addr` 8, `inet_service` 13.
+    var keyType: UInt32
+    var keyLength: UInt32
+    var isInterval: Bool
+
+    init(_ elements: NamedSet.Elements) {
+        switch elements {
+        case .addresses(let family, _):
+            keyType = family == .ipv4 ? 7 : 8
+            keyLength = UInt32(family.addressLength)
+            isInterval = true
+        case .ports:
+            keyType = 13
+            keyLength = 2
+            isInterval = false
+        }
+    }
+}
+
+extension NamedSet.Elements {
+    var keyLength: Int { Int(NftablesSetContents(self).keyLength) }
+}
+
+/// One message of a batch, before encoding.
+enum NftablesMessage: Hashable, Sendable {
+    case newTable(name: String, comment: String?)
+    case deleteTable(name: String)
+    case newSet(table: String, name: String, setID: UInt32, contents: NftablesSetContents)
+    case newSetElements(table: String, set: String, setID: UInt32, elements: [NftablesSetElement], part: Int, of: Int)
+    case newChain(table: String, name: String, base: BaseChain?)
+    case newRule(table: String, chain: String, index: Int, expressions: [NftablesExpression], comment: String)
+
+    var type: UInt16 {
+        let type: nf_tables_msg_types
+        switch self {
+        case .newTable: type = NFT_MSG_NEWTABLE
+        case .deleteTable: type = NFT_MSG_DELTABLE
+        case .newSet: type = NFT_MSG_NEWSET
+        case .newSetElements: type = NFT_MSG_NEWSETELEM
+        case .newChain: type = NFT_MSG_NEWCHAIN
+        case .newRule: type = NFT_MSG_NEWRULE
+        }
+        return UInt16(type.rawValue)
+    }
+
+    var description: String {
+        switch self {
+        case .newTable(let name, _):
+            return "table inet \(name)"
+        case .deleteTable(let name):
+            return "removal of table inet \(name)"
+        case .newSet(let table, let name, _, _):
+            return "set \(name) in table inet \(table)"
+        case .newSetElements(let table, let set, _, let elements, let part, let count):
+            let which = count > 1 ? " (part \(part) of \(count), \(elements.count) elements)" : ""
+            return "elements of set \(set) in table inet \(table)\(which)"
+        case .newChain(let table, let name, _):
+            return "chain \(name) in table inet \(table)"
+        case .newRule(let table, let chain, let index, _, _):
+            return Self.ruleDescription(index: index, chain: chain, table: table)
+        }
+    }
+
+    static func ruleDescription(index: Int, chain: String, table: String) -> String {
+        "rule \(index) of chain \(chain) in table inet \(table)"
+    }
+}

@@ -1,0 +1,162 @@
+import CNetfilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The NETLINK_NETFILTER socket, through libmnl: every system call Sluice makes to nftables. Calls
+/// interrupted by a signal are retried; everything else becomes a `KernelError`.
+///
+/// The socket belongs to the network namespace of the thread that created it, for its whole life.
+final class NftablesSocket {
+    private let socket: OpaquePointer
+    private var receiveBuffer: [UInt8]
+
+    /// The largest datagram the kernel sends: dumps are capped at 32 KiB per datagram, and refusals
+    /// come without the refused message (NETLINK_CAP_ACK).
+    private static let receiveBufferSize = 64 * 1024
+
+    init() throws(KernelError) {
+        guard let socket = mnl_socket_open2(NETLINK_NETFILTER, Int32(SOCK_CLOEXEC.rawValue)) else {
+            let code = errno
+            // No nfnetlink in the kernel at all.
+            if code == EPROTONOSUPPORT || code == EAFNOSUPPORT {
+                throw .nftablesUnavailable(operation: "opening a netfilter netlink socket", errno: code)
+            }
+            throw .systemCall("socket(AF_NETLINK, NETLINK_NETFILTER)", errno: code)
+        }
+        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let code = errno
+            mnl_socket_close(socket)
+            throw .systemCall("bind(NETLINK_NETFILTER)", errno: code)
+        }
+        self.socket = socket
+        receiveBuffer = [UInt8](repeating: 0, count: Self.receiveBufferSize)
+        // Without this a refusal echoes the whole refused message, up to 32 KiB of set elements.
+        var enabled: Int32 = 1
+        _ = mnl_socket_setsockopt(socket, NETLINK_CAP_ACK, &enabled, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    private var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+
+    /// Makes room for a batch of `sending` bytes (the kernel refuses a datagram larger than the send
+    /// buffer) and for `replies` acknowledgements (an overflowing receive buffer drops them), as nft
+    /// does: the *FORCE options exceed the system limits with CAP_NET_ADMIN, the plain ones within
+    /// them otherwise.
+    func reserveBuffers(sending: Int, replies: Int) {
+        let receiving = replies * 1024 + 256 * 1024
+        for (force, plain, size) in [(SO_SNDBUFFORCE, SO_SNDBUF, sending + 64 * 1024), (SO_RCVBUFFORCE, SO_RCVBUF, receiving)] {
+            var current: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fileDescriptor, SOL_SOCKET, plain, &current, &length) == 0, Int(current) >= size { continue }
+            var wanted = Int32(clamping: size)
+            if setsockopt(fileDescriptor, SOL_SOCKET, force, &wanted, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fileDescriptor, SOL_SOCKET, plain, &wanted, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
+    }
+
+    /// Sends `bytes` as one datagram: the kernel reads a batch only from a single `sendmsg`.
+    func send(_ bytes: [UInt8]) throws(KernelError) {
+        let sent = Self.retryingInterrupts {
+            bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
+        }
+        guard sent == bytes.count else {
+            let code = sent < 0 ? errno : EMSGSIZE
+            if code == EPERM || code == EACCES { throw .permissionDenied(operation: "program nftables") }
+            throw .systemCall("sendmsg(NETLINK_NETFILTER, \(bytes.count) bytes)", errno: code)
+        }
+    }
+
+    /// The next datagram, or nil if none arrives within `timeout` milliseconds (0: only what is queued).
+    func receive(timeout milliseconds: Int32) throws(KernelError) -> [UInt8]? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(milliseconds))
+        // Bounded: each pass either returns or was interrupted by a signal, and the deadline holds.
+        for _ in 0..<1000 {
+            var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+            let remaining = max(.zero, deadline - ContinuousClock.now).components
+            let wait = Int32(clamping: remaining.seconds * 1000 + remaining.attoseconds / 1_000_000_000_000_000)
+            let ready = poll(&descriptor, 1, wait)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw .systemCall("poll(NETLINK_NETFILTER)", errno: errno)
+            }
+            if ready == 0 { return nil }
+            let received = Self.retryingInterrupts {
+                receiveBuffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
+            }
+            guard received >= 0 else {
+                switch errno {
+                case EAGAIN: continue
+                case ENOBUFS: throw .unexpectedReply("the socket's receive buffer overflowed and answers were lost")
+                case ENOSPC: throw .unexpectedReply("a reply was larger than \(Self.receiveBufferSize) bytes")
+                case let code: throw .systemCall("recvmsg(NETLINK_NETFILTER)", errno: code)
+                }
+            }
+            return Array(receiveBuffer.prefix(received))
+        }
+        return nil
+    }
+
+    private static func retryingInterrupts(_ call: () -> Int) -> Int {
+        // A signal can interrupt a call any number of times; a bounded number of retries keeps a
+        // signal storm from hanging sluice-init.
+        for _ in 0..<100 {
+            let result = call()
+            if result >= 0 || errno != EINTR { return result }
+        }
+        errno = EINTR
+        return -1
+    }
+}
+
+/// One netlink message inside a received datagram.
+struct NetlinkMessage {
+    var type: UInt16
+    var flags: UInt16
+    var sequence: UInt32
+    /// The whole message, header included.
+    var bytes: ArraySlice<UInt8>
+
+    static let headerSize = 16
+
+    var payload: ArraySlice<UInt8> { bytes.dropFirst(Self.headerSize) }
+
+    /// For NLMSG_ERROR (and NLMSG_DONE, which carries a status too): the kernel's status as a
+    /// positive errno, 0 for an acknowledgement; nil if the message is too short to say.
+    var status: Int32? {
+        let payload = payload
+        guard payload.count >= 4 else { return nil }
+        let value = payload.prefix(4).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+        return -value
+    }
+
+    /// Splits a datagram into messages; nil if a length field points outside the datagram.
+    static func split(_ datagram: [UInt8]) -> [NetlinkMessage]? {
+        var messages: [NetlinkMessage] = []
+        var offset = 0
+        while datagram.count - offset >= headerSize {
+            let header = datagram[offset..<(offset + headerSize)]
+            let length = Int(header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            guard length >= headerSize, length <= datagram.count - offset else { return nil }
+            let message = header.withUnsafeBytes { raw in
+                NetlinkMessage(type: raw.loadUnaligned(fromByteOffset: 4, as: UInt16.self),
+                               flags: raw.loadUnaligned(fromByteOffset: 6, as: UInt16.self),
+                               sequence: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+                               bytes: datagram[offset..<(offset + length)])
+            }
+            messages.append(message)
+            offset += (length + 3) & ~3
+        }
+        return messages
+    }
+
+    /// Hands libnftnl a properly aligned copy of the message.
+    func withHeader<Result>(_ body: (UnsafePointer<nlmsghdr>) -> Result) -> Result {
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        defer { copy.deallocate() }
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: copy, count: $0.count).copyMemory(from: $0) }
+        return body(copy.assumingMemoryBound(to: nlmsghdr.self))
+    }
+}

@@ -1,0 +1,245 @@
+import CNetfilter
+import Capture
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed rtnetlink request: which request (with its arguments) and the kernel's errno.
+public struct RouteNetlinkError: Error, Equatable, CustomStringConvertible {
+    /// The request as a person would type it, e.g. `RTM_NEWADDR 192.0.2.2/24 dev eth0`.
+    public let call: String
+    public let errno: Int32
+
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// rtnetlink (links, addresses, routes) over libmnl.
+///
+/// The socket is opened in the network namespace of the thread that calls `init` and stays there for
+/// its whole life, whichever thread uses it later (see `NetworkNamespace.run`). Every request asks for an
+/// acknowledgement, so a call returns only once the kernel has applied it or refused it.
+public final class RouteNetlink {
+    public enum RouteType: Sendable {
+        case unicast
+        /// `ip route add local ...`: deliver to this host (TPROXY's `local default dev lo table 133`).
+        case local
+    }
+
+    private let socket: OpaquePointer
+    private let portID: UInt32
+    private var sequence: UInt32
+    /// Netlink messages for a handful of attributes; replies (one link) fit in the same size.
+    private static let bufferSize = 32 * 1024
+
+    public init() throws {
+        guard let socket = mnl_socket_open(NETLINK_ROUTE) else {
+            throw RouteNetlinkError(call: "mnl_socket_open(NETLINK_ROUTE)", errno: Glibc.errno)
+        }
+        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let error = RouteNetlinkError(call: "mnl_socket_bind(NETLINK_ROUTE)", errno: Glibc.errno)
+            mnl_socket_close(socket)
+            throw error
+        }
+        // The kernel always answers a request, but a bug on either side must not hang a test or an init
+        // container forever.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(mnl_socket_get_fd(socket), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                       socklen_t(MemoryLayout<timeval>.size))
+        self.socket = socket
+        self.portID = mnl_socket_get_portid(socket)
+        self.sequence = UInt32(truncatingIfNeeded: time(nil))
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    // MARK: Links
+
+    /// The interface index of `name` in this socket's namespace.
+    public func interfaceIndex(named name: String) throws -> Int32 {
+        var index: Int32 = 0
+        try request(type: RTM_GETLINK, flags: 0, describedAs: "RTM_GETLINK dev \(name)", build: { message in
+            _ = Self.putHeader(message, ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0,
+                                                   ifi_index: 0, ifi_flags: 0, ifi_change: 0))
+            mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
+        }, onReply: { reply in
+            guard reply.pointee.nlmsg_type == UInt16(RTM_NEWLINK) else { return }
+            index = mnl_nlmsg_get_payload(reply).assumingMemoryBound(to: ifinfomsg.self).pointee.ifi_index
+        })
+        return index
+    }
+
+    /// Creates a veth pair: `name` here, `peerName` in the namespace open at `peerNamespace` (a file
+    /// descriptor such as `NetworkNamespace.fileDescriptor`). Both ends start down.
+    public func createVethPair(_ name: String, peer peerName: String, peerNamespace: Int32) throws {
+        try request(type: RTM_NEWLINK, flags: NLM_F_CREATE | NLM_F_EXCL,
+                    describedAs: "RTM_NEWLINK \(name) type veth peer \(peerName) netns fd \(peerNamespace)") { message in
+            _ = Self.putHeader(message, Self.emptyLinkHeader(index: 0))
+            mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
+            let linkInfo = mnl_attr_nest_start(message, UInt16(IFLA_LINKINFO))
+            mnl_attr_put_strz(message, UInt16(IFLA_INFO_KIND), "veth")
+            let infoData = mnl_attr_nest_start(message, UInt16(IFLA_INFO_DATA))
+            let peerInfo = mnl_attr_nest_start(message, UInt16(VETH_INFO_PEER))
+            // VETH_INFO_PEER carries a whole link request: its own ifinfomsg, then attributes.
+            _ = Self.putHeader(message, Self.emptyLinkHeader(index: 0))
+            mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), peerName)
+            mnl_attr_put_u32(message, UInt16(IFLA_NET_NS_FD), UInt32(bitPattern: peerNamespace))
+            mnl_attr_nest_end(message, peerInfo)
+            mnl_attr_nest_end(message, infoData)
+            mnl_attr_nest_end(message, linkInfo)
+        }
+    }
+
+    public func setLinkUp(_ name: String) throws {
+        let index = try interfaceIndex(named: name)
+        try request(type: RTM_NEWLINK, flags: 0, describedAs: "RTM_NEWLINK \(name) up") { message in
+            var header = Self.emptyLinkHeader(index: index)
+            header.ifi_flags = UInt32(IFF_UP)
+            header.ifi_change = UInt32(IFF_UP)
+            _ = Self.putHeader(message, header)
+        }
+    }
+
+    // MARK: Addresses
+
+    /// Adds `address/prefixLength` to `interface`. IPv6 addresses skip duplicate address detection so
+    /// they are usable at once (a tentative address cannot be bound or used as a source).
+    public func addAddress(_ address: IPAddress, prefixLength: Int, to interface: String) throws {
+        let index = try interfaceIndex(named: interface)
+        try request(type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL,
+                    describedAs: "RTM_NEWADDR \(address)/\(prefixLength) dev \(interface)") { message in
+            _ = Self.putHeader(message, ifaddrmsg(ifa_family: Self.addressFamily(address.family),
+                                                   ifa_prefixlen: UInt8(prefixLength), ifa_flags: 0,
+                                                   ifa_scope: 0, ifa_index: UInt32(index)))
+            Self.putAddress(message, type: UInt16(IFA_LOCAL), address)
+            Self.putAddress(message, type: UInt16(IFA_ADDRESS), address)
+            if address.family == .ipv6 {
+                mnl_attr_put_u32(message, UInt16(IFA_FLAGS), UInt32(IFA_F_NODAD))
+            }
+        }
+    }
+
+    /// `ip addr add` that treats "already there" as success: what `sluice-init` needs for `::6/128` on
+    /// `lo` (the inbound passthrough source), which Istio adds with "file exists" ignored.
+    /// Opens its own socket in the calling thread's namespace.
+    public static func ensureAddress(_ address: IPAddress, prefixLength: Int, on interface: String) throws {
+        do {
+            try RouteNetlink().addAddress(address, prefixLength: prefixLength, to: interface)
+        } catch let error as RouteNetlinkError where error.errno == EEXIST {
+            return
+        }
+    }
+
+    // MARK: Routes
+
+    /// `ip route add <destination|default> [via gateway] [dev device] [table N] [type local]`.
+    public func addRoute(to destination: CIDR?, family: IPFamily? = nil, via gateway: IPAddress? = nil,
+                         device: String? = nil, table: UInt32 = UInt32(RT_TABLE_MAIN.rawValue),
+                         type: RouteType = .unicast) throws {
+        guard let family = destination?.family ?? gateway?.family ?? family else {
+            throw RouteNetlinkError(call: "RTM_NEWROUTE default (no family: give a destination, gateway or family)",
+                                    errno: EINVAL)
+        }
+        let deviceIndex = try device.map { try interfaceIndex(named: $0) }
+        var text = "RTM_NEWROUTE \(type == .local ? "local " : "")\(destination.map(\.description) ?? "default")"
+        if let gateway { text += " via \(gateway)" }
+        if let device { text += " dev \(device)" }
+        if table != UInt32(RT_TABLE_MAIN.rawValue) { text += " table \(table)" }
+        try request(type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, describedAs: text) { message in
+            let scope: UInt8 = switch type {
+            case .local: UInt8(RT_SCOPE_HOST.rawValue)
+            case .unicast: gateway == nil ? UInt8(RT_SCOPE_LINK.rawValue) : UInt8(RT_SCOPE_UNIVERSE.rawValue)
+            }
+            _ = Self.putHeader(message, rtmsg(
+                rtm_family: Self.addressFamily(family), rtm_dst_len: UInt8(destination?.prefixLength ?? 0),
+                rtm_src_len: 0, rtm_tos: 0,
+                // Tables above 255 only fit in RTA_TABLE; the header then says RT_TABLE_UNSPEC... as iproute2 does.
+                rtm_table: table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue),
+                rtm_protocol: UInt8(RTPROT_BOOT), rtm_scope: scope,
+                rtm_type: UInt8(type == .local ? RTN_LOCAL : RTN_UNICAST), rtm_flags: 0))
+            mnl_attr_put_u32(message, UInt16(RTA_TABLE.rawValue), table)
+            if let destination { Self.putAddress(message, type: UInt16(RTA_DST.rawValue), destination.network) }
+            if let gateway { Self.putAddress(message, type: UInt16(RTA_GATEWAY.rawValue), gateway) }
+            if let deviceIndex { mnl_attr_put_u32(message, UInt16(RTA_OIF.rawValue), UInt32(deviceIndex)) }
+        }
+    }
+
+    // MARK: The one place that talks to the kernel
+
+    /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK` and reads replies until the kernel's
+    /// acknowledgement; a negative acknowledgement becomes a `RouteNetlinkError` named `describedAs`.
+    private func request(type: Int, flags: Int32, describedAs call: String,
+                         build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
+                         onReply: (UnsafePointer<nlmsghdr>) -> Void = { _ in }) throws {
+        var buffer = [UInt8](repeating: 0, count: Self.bufferSize)
+        sequence &+= 1
+        let sequence = self.sequence
+        try buffer.withUnsafeMutableBytes { raw in
+            let message = mnl_nlmsg_put_header(raw.baseAddress)!
+            message.pointee.nlmsg_type = UInt16(type)
+            message.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | NLM_F_ACK | flags)
+            message.pointee.nlmsg_seq = sequence
+            build(message)
+            let length = Int(message.pointee.nlmsg_len)
+            let sent = Self.retryingInterrupts { mnl_socket_sendto(socket, message, length) }
+            guard sent == length else { throw RouteNetlinkError(call: call, errno: sent < 0 ? Glibc.errno : EMSGSIZE) }
+        }
+        try withoutActuallyEscaping(onReply) { onReply in
+            let context = ReplyContext(onReply)
+            // One request yields at most a reply and an acknowledgement; the bound only guards against a
+            // socket that keeps delivering unrelated messages.
+            for _ in 0..<64 {
+                let received = buffer.withUnsafeMutableBytes { raw in
+                    Self.retryingInterrupts { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+                }
+                guard received >= 0 else {
+                    throw RouteNetlinkError(call: call, errno: Glibc.errno == EAGAIN ? ETIMEDOUT : Glibc.errno)
+                }
+                let status = buffer.withUnsafeBytes { raw in
+                    mnl_cb_run(raw.baseAddress, received, sequence, portID, { message, data in
+                        guard let message, let data else { return MNL_CB_OK }
+                        Unmanaged<ReplyContext>.fromOpaque(data).takeUnretainedValue().onReply(message)
+                        return MNL_CB_OK
+                    }, Unmanaged.passUnretained(context).toOpaque())
+                }
+                if status == MNL_CB_ERROR { throw RouteNetlinkError(call: call, errno: Glibc.errno) }
+                if status == MNL_CB_STOP { return }
+            }
+            throw RouteNetlinkError(call: call, errno: ETIMEDOUT)
+        }
+    }
+
+    private final class ReplyContext {
+        let onReply: (UnsafePointer<nlmsghdr>) -> Void
+        init(_ onReply: @escaping (UnsafePointer<nlmsghdr>) -> Void) { self.onReply = onReply }
+    }
+
+    private static func retryingInterrupts(_ call: () -> Int) -> Int {
+        while true {
+            let result = call()
+            if result >= 0 || Glibc.errno != EINTR { return result }
+        }
+    }
+
+    private static func putHeader<Header>(_ message: UnsafeMutablePointer<nlmsghdr>, _ header: Header) -> UnsafeMutableRawPointer {
+        let space = mnl_nlmsg_put_extra_header(message, MemoryLayout<Header>.size)!
+        space.storeBytes(of: header, as: Header.self)
+        return space
+    }
+
+    private static func putAddress(_ message: UnsafeMutablePointer<nlmsghdr>, type: UInt16, _ address: IPAddress) {
+        address.bytes.withUnsafeBytes { mnl_attr_put(message, type, $0.count, $0.baseAddress) }
+    }
+
+    private static func emptyLinkHeader(index: Int32) -> ifinfomsg {
+        ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0)
+    }
+
+    private static func addressFamily(_ family: IPFamily) -> UInt8 {
+        UInt8(family == .ipv4 ? AF_INET : AF_INET6)
+    }
+}

@@ -1,0 +1,121 @@
+import Capture
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed system call made by the lab: the call with its arguments, and errno.
+public struct LabError: Error, Equatable, CustomStringConvertible {
+    public let call: String
+    public let errno: Int32
+
+    public init(call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// The lab's sockets and processes go through here: one place that retries `EINTR` and turns errno
+/// into a `LabError` naming the call.
+enum Posix {
+    @discardableResult
+    static func call<Result: BinaryInteger>(_ name: @autoclosure () -> String, _ body: () -> Result) throws -> Result {
+        // A signal storm cannot keep a probe spinning: give up after a generous number of interruptions.
+        for _ in 0..<1000 {
+            let result = body()
+            if result >= 0 { return result }
+            let error = errno
+            if error != EINTR { throw LabError(call: name(), errno: error) }
+        }
+        throw LabError(call: name(), errno: EINTR)
+    }
+
+    /// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
+    static func wait(_ fd: Int32, for events: Int16, until deadline: ContinuousClock.Instant) throws -> Bool {
+        for _ in 0..<1000 {
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return false }
+            var descriptor = pollfd(fd: fd, events: events, revents: 0)
+            let milliseconds = Int32(clamping: remaining.components.seconds * 1000
+                                     + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready > 0 { return true }
+            if ready < 0 && errno != EINTR { throw LabError(call: "poll", errno: errno) }
+        }
+        return false
+    }
+
+    static func setNonBlocking(_ fd: Int32) throws {
+        let flags = try call("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+        try call("fcntl(F_SETFL, O_NONBLOCK)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    static func socketType(_ transport: TransportProtocol) -> Int32 {
+        let type = transport == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        // CLOEXEC: the lab spawns sluice-init while probes are open; children must not inherit them.
+        return type | Int32(SOCK_CLOEXEC.rawValue)
+    }
+}
+
+extension Endpoint {
+    /// Calls `body` with this endpoint as a `sockaddr_in`/`sockaddr_in6`.
+    func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
+        switch address.family {
+        case .ipv4:
+            var socketAddress = sockaddr_in()
+            socketAddress.sin_family = sa_family_t(AF_INET)
+            socketAddress.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &socketAddress.sin_addr) { $0.copyBytes(from: address.bytes) }
+            return try withUnsafePointer(to: &socketAddress) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        case .ipv6:
+            var socketAddress = sockaddr_in6()
+            socketAddress.sin6_family = sa_family_t(AF_INET6)
+            socketAddress.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { $0.copyBytes(from: address.bytes) }
+            return try withUnsafePointer(to: &socketAddress) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        }
+    }
+
+    /// Reads an endpoint from a `sockaddr_in`/`sockaddr_in6` in `storage`; nil for other families.
+    init?(_ storage: sockaddr_storage) {
+        var storage = storage
+        let endpoint: Endpoint? = withUnsafeBytes(of: &storage) { raw in
+            switch Int32(raw.load(as: sa_family_t.self)) {
+            case AF_INET:
+                let socketAddress = raw.load(as: sockaddr_in.self)
+                let bytes = withUnsafeBytes(of: socketAddress.sin_addr) { Array($0) }
+                return Endpoint(IPAddress(family: .ipv4, bytes: bytes), UInt16(bigEndian: socketAddress.sin_port))
+            case AF_INET6:
+                let socketAddress = raw.load(as: sockaddr_in6.self)
+                let bytes = withUnsafeBytes(of: socketAddress.sin6_addr) { Array($0) }
+                return Endpoint(IPAddress(family: .ipv6, bytes: bytes), UInt16(bigEndian: socketAddress.sin6_port))
+            default:
+                return nil
+            }
+        }
+        guard let endpoint else { return nil }
+        self = endpoint
+    }
+
+    /// `getsockname`/`getpeername`-style calls.
+    static func read(_ name: String, _ fd: Int32,
+                     _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> Endpoint? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        try withUnsafeMutablePointer(to: &storage) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                _ = try Posix.call(name) { call(fd, socketAddress, &length) }
+            }
+        }
+        return Endpoint(storage)
+    }
+}

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Capture
+
+/// The system as it is: NSS for users and groups, the file system for resolv.conf, and the kernel's
+/// address list of the network namespace this process is in.
+public struct LiveSystemFacts: SystemFacts {
+    public init() {}
+
+    public func userID(named name: String) -> UInt32? {
+        var entry = passwd()
+        let found: Bool = withNSSBuffer { buffer, size in
+            var result: UnsafeMutablePointer<passwd>? = nil
+            let status = getpwnam_r(name, &entry, buffer, size, &result)
+            return (status, result != nil)
+        }
+        return found ? UInt32(entry.pw_uid) : nil
+    }
+
+    public func groupID(named name: String) -> UInt32? {
+        var entry = group()
+        let found: Bool = withNSSBuffer { buffer, size in
+            var result: UnsafeMutablePointer<group>? = nil
+            let status = getgrnam_r(name, &entry, buffer, size, &result)
+            return (status, result != nil)
+        }
+        return found ? UInt32(entry.gr_gid) : nil
+    }
+
+    /// Runs a `get*nam_r` call with a buffer that grows on ERANGE (large groups have long member
+    /// lists), up to 1 MiB.
+    private func withNSSBuffer(
+        _ call: (UnsafeMutablePointer<CChar>, Int) -> (status: Int32, found: Bool)
+    ) -> Bool {
+        var size = 16 * 1024
+        for _ in 0..<8 {
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+            defer { buffer.deallocate() }
+            let outcome = call(buffer, size)
+            if outcome.status == ERANGE { size *= 2; continue }
+            return outcome.status == 0 && outcome.found
+        }
+        return false
+    }
+
+    public func resolvConf(at path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        // resolv.conf is a few hundred bytes; the cap keeps a wrong path (a device, a huge file) harmless.
+        let limit = 1 << 20
+        var contents: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var interruptions = 0
+        while contents.count < limit {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR && interruptions < 100 { interruptions += 1; continue }
+                return nil
+            }
+            contents += chunk[0..<count]
+        }
+        return String(decoding: contents, as: UTF8.self)
+    }
+
+    public func interfaceAddresses() -> [IPAddress] {
+        var head: UnsafeMutablePointer<ifaddrs>? = nil
+        guard getifaddrs(&head) == 0 else { return [] }
+        defer { freeifaddrs(head) }
+        var addresses: [IPAddress] = []
+        var cursor = head
+        while let entry = cursor {
+            cursor = entry.pointee.ifa_next
+            guard let socketAddress = entry.pointee.ifa_addr else { continue }
+            let address: IPAddress
+            switch Int32(socketAddress.pointee.sa_family) {
+            case AF_INET:
+                let bytes = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                    withUnsafeBytes(of: pointer.pointee.sin_addr) { Array($0) }
+                }
+                address = IPAddress(family: .ipv4, bytes: bytes)
+            case AF_INET6:
+                let bytes = socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+                }
+                address = IPAddress(family: .ipv6, bytes: bytes)
+            default:
+                continue
+            }
+            if !address.isLoopback { addresses.append(address) }
+        }
+        return addresses
+    }
+}

@@ -1,0 +1,118 @@
+// sluice-demo: builds a pod and a peer in network namespaces, runs the real `sluice-init` (the binary
+// next to this one) inside the pod with the sidecar injector's default flags, sends real connections
+// and prints where each one landed. Exit 0 only if every connection landed where Istio's rules say.
+import Capture
+import Netfilter
+import PodLab
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the injector renders for a default sidecar.
+let injectorDefault = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
+                       "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
+
+struct Case {
+    var label: String
+    var expected: Landing
+    var probe: (PodLab) -> ProbeResult
+}
+
+let cases: [Case] = [
+    Case(label: "app (uid 1000) → 198.51.100.1:80",
+         expected: .proxyOutbound(originalDestination: "198.51.100.1:80")) { $0.connect(as: .app, to: "198.51.100.1:80") },
+    Case(label: "proxy (uid 1337) → 198.51.100.1:80",
+         expected: .direct(.peer, "198.51.100.1:80")) { $0.connect(as: .proxy, to: "198.51.100.1:80") },
+    Case(label: "peer → pod 192.0.2.2:8080",
+         expected: .proxyInbound(originalDestination: "192.0.2.2:8080")) { $0.connect(from: .peer, to: "192.0.2.2:8080") },
+    Case(label: "peer → pod 192.0.2.2:15021 (readiness)",
+         expected: .direct(.pod, "192.0.2.2:15021")) { $0.connect(from: .peer, to: "192.0.2.2:15021") },
+    Case(label: "app (uid 1000) → 127.0.0.1:8080",
+         expected: .direct(.pod, "127.0.0.1:8080")) { $0.connect(as: .app, to: "127.0.0.1:8080") },
+    Case(label: "app (uid 1000) → [2001:db8:2::1]:80",
+         expected: .proxyOutbound(originalDestination: "[2001:db8:2::1]:80")) { $0.connect(as: .app, to: "[2001:db8:2::1]:80") },
+]
+
+/// To fd 2 directly: Swift 6 treats C's `stderr` global as shared mutable state.
+func printError(_ message: String) {
+    let bytes = Array("sluice-demo: \(message)\n".utf8)
+    _ = write(2, bytes, bytes.count)
+}
+
+func fail(_ message: String) -> Never {
+    printError(message)
+    exit(1)
+}
+
+/// `sluice-init` from the same directory as this executable.
+func siblingExecutable(_ name: String) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard length > 0 else { fail("cannot read /proc/self/exe: \(String(cString: strerror(errno)))") }
+    let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    return "\(directory)/\(name)"
+}
+
+func indented(_ text: String) -> String {
+    text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+}
+
+func summary(_ state: OwnedTableState) -> String {
+    if state.isEmpty { return "  (no istio-proxy tables)" }
+    return state.tables.map { table in
+        var lines = ["  table inet \(table.name)" + (table.comment.map { "  # \($0)" } ?? "")]
+        for chain in table.chains {
+            let commented = chain.ruleComments.compactMap { $0 }
+            lines.append("    chain \(chain.name): \(chain.ruleCount) rule\(chain.ruleCount == 1 ? "" : "s")"
+                + (commented.isEmpty ? "" : " — " + commented.joined(separator: "; ")))
+        }
+        return lines.joined(separator: "\n")
+    }.joined(separator: "\n")
+}
+
+guard geteuid() == 0 else { fail("needs root: it creates network namespaces and programs nftables in them") }
+let sluiceInit = siblingExecutable("sluice-init")
+guard access(sluiceInit, X_OK) == 0 else { fail("\(sluiceInit) not found: build it with `swift build`") }
+
+let lab: PodLab
+do {
+    lab = try PodLab(prefix: "sluice-demo")
+} catch {
+    fail("cannot build the lab: \(error)")
+}
+print("lab: pod netns \(lab.podNamespaceName) (eth0 192.0.2.2, 2001:db8:1::2), "
+    + "peer netns \(lab.peerNamespaceName) (198.51.100.1, 203.0.113.1, 2001:db8:2::1)")
+
+var allLanded = true
+do {
+    print("$ sluice-init \(injectorDefault.map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }.joined(separator: " "))")
+    let result = try lab.run(sluiceInit, injectorDefault)
+    let output = result.standardOutput + result.standardError
+    if !output.isEmpty { print(indented(output)) }
+    guard result.status == 0 else {
+        lab.tearDown()
+        fail("sluice-init exited \(result.status)")
+    }
+
+    print("connections:")
+    for testCase in cases {
+        let landing = testCase.probe(lab).landing
+        if landing == testCase.expected {
+            print("  ✔ \(testCase.label) … landed on \(landing)")
+        } else {
+            allLanded = false
+            print("  ✘ \(testCase.label) … landed on \(landing); Istio's rules say \(testCase.expected)")
+        }
+    }
+
+    print("ruleset in the pod (read back over netlink):")
+    let state = try lab.pod.run { try NftablesClient().ownedTableState() }
+    print(summary(state))
+} catch {
+    allLanded = false
+    printError("\(error)")
+}
+lab.tearDown()
+print(allLanded ? "every connection landed where Istio's rules say" : "some connections did not land where Istio's rules say")
+exit(allLanded ? 0 : 1)

@@ -1,0 +1,273 @@
+import Capture
+import Glibc
+import Netfilter
+import PodLab
+import Testing
+
+/// `sluice-init` (the built binary) programs a pod's namespace, then real connections show where
+/// packets land, case by case against RULES.md §3. Every test builds its own lab.
+@Suite("sluice-init in a pod namespace")
+struct CaptureKernelTests {
+    // MARK: Outbound
+
+    @Test("O1: app → external lands on 15001 with the original destination", arguments: Family.allCases)
+    func appOutboundIsCaptured(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(as: .app, to: family.external(80)).landing
+            == .proxyOutbound(originalDestination: family.external(80)))
+        #expect(pod.lab.connect(as: .app, to: family.otherExternal(443)).landing
+            == .proxyOutbound(originalDestination: family.otherExternal(443)))
+    }
+
+    @Test("O8: the proxy UID (and GID) go direct", arguments: Family.allCases)
+    func proxyGoesDirect(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(as: .proxy, to: family.external(80)).landing == .direct(.peer, family.external(80)))
+        // Istio writes a GID triplet too (-g defaults to -u): GID 1337 alone is enough.
+        #expect(pod.lab.connect(as: SocketOwner(uid: 1000, gid: 1337), to: family.external(80)).landing
+            == .direct(.peer, family.external(80)))
+    }
+
+    @Test("O13: app → loopback goes direct", arguments: Family.allCases)
+    func appToLoopbackGoesDirect(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(as: .app, to: family.loopback(8080)).landing == .direct(.pod, family.loopback(8080)))
+        // App to its own pod IP leaves via lo too and is not captured.
+        #expect(pod.lab.connect(as: .app, to: family.pod(8080)).landing == .direct(.pod, family.pod(8080)))
+    }
+
+    @Test("O9: proxy → own pod IP (hairpin) lands on 15006", arguments: Family.allCases)
+    func proxyHairpinIsCapturedInbound(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(as: .proxy, to: family.pod(8080)).landing
+            == .proxyInbound(originalDestination: family.pod(8080)))
+        // O11/O12: loopback and the tunnel port stay direct for the proxy.
+        #expect(pod.lab.connect(as: .proxy, to: family.loopback(8080)).landing == .direct(.pod, family.loopback(8080)))
+        #expect(pod.lab.connect(as: .proxy, to: family.pod(15008)).landing == .direct(.pod, family.pod(15008)))
+    }
+
+    @Test("O10: the inbound passthrough source (127.0.0.6 / ::6) is not captured", arguments: Family.allCases)
+    func passthroughSourceIsNotCaptured(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(as: .proxy, to: family.pod(8080), source: family.passthroughSource).landing
+            == .direct(.pod, family.pod(8080)))
+    }
+
+    @Test("O3: a -x CIDR goes direct, others are still captured", arguments: Family.allCases)
+    func excludedCIDRGoesDirect(family: Family) throws {
+        let pod = try CapturedPod(family, replacing: ["-x", family.excludedCIDR])
+        #expect(pod.lab.connect(as: .app, to: family.insideExcludedCIDR(80)).landing
+            == .direct(.peer, family.insideExcludedCIDR(80)))
+        #expect(pod.lab.connect(as: .app, to: family.outsideExcludedCIDR(80)).landing
+            == .proxyOutbound(originalDestination: family.outsideExcludedCIDR(80)))
+    }
+
+    @Test("O4: a -o port goes direct (TCP and UDP), others are still captured", arguments: Family.allCases)
+    func excludedOutboundPortGoesDirect(family: Family) throws {
+        let pod = try CapturedPod(family, extra: ["-o", "8000,5000"])
+        #expect(pod.lab.connect(as: .app, to: family.external(8000)).landing == .direct(.peer, family.external(8000)))
+        #expect(pod.lab.sendDatagram(as: .app, to: family.external(5000)).landing == .direct(.peer, family.external(5000)))
+        #expect(pod.lab.connect(as: .app, to: family.external(80)).landing
+            == .proxyOutbound(originalDestination: family.external(80)))
+    }
+
+    @Test("O7: UDP other than DNS goes direct", arguments: Family.allCases)
+    func udpGoesDirect(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.sendDatagram(as: .app, to: family.external(5000)).landing == .direct(.peer, family.external(5000)))
+        // Without --redirect-dns, port 53 is just UDP.
+        #expect(pod.lab.sendDatagram(as: .app, to: family.external(53)).landing == .direct(.peer, family.external(53)))
+    }
+
+    // MARK: Inbound
+
+    @Test("I1: peer → pod app port lands on 15006", arguments: Family.allCases)
+    func inboundIsCaptured(family: Family) throws {
+        let pod = try CapturedPod(family)
+        #expect(pod.lab.connect(from: .peer, to: family.pod(8080)).landing
+            == .proxyInbound(originalDestination: family.pod(8080)))
+    }
+
+    @Test("I2/I3: peer → pod 15021 (-d) and 15008 (tunnel) go direct", arguments: Family.allCases)
+    func inboundExclusionsGoDirect(family: Family) throws {
+        let pod = try CapturedPod(family)
+        for port: UInt16 in [15021, 15090, 15020, 15008] {
+            #expect(pod.lab.connect(from: .peer, to: family.pod(port)).landing == .direct(.pod, family.pod(port)))
+        }
+    }
+
+    // MARK: DNS
+
+    @Test("D1-D3, D6: with --redirect-dns, app DNS to the resolv.conf server lands on 15053; the proxy's goes direct",
+          arguments: Family.allCases)
+    func dnsCapture(family: Family) throws {
+        let resolvConf = try temporaryFile(contents: "search example.test\nnameserver \(family.dnsServer)\noptions ndots:5\n")
+        defer { unlink(resolvConf) }
+        let pod = try CapturedPod(family, extra: ["--redirect-dns", "--resolv-conf", resolvConf])
+        let server = Endpoint(family.dnsServer, 53)
+        #expect(pod.lab.sendDatagram(as: .app, to: server).landing == .dnsProxy)
+        #expect(pod.lab.connect(as: .app, to: server).landing == .dnsProxy)
+        #expect(pod.lab.sendDatagram(as: .proxy, to: server).landing == .direct(.peer, server))
+        #expect(pod.lab.connect(as: .proxy, to: server).landing == .direct(.peer, server))
+        // D6: port 53 elsewhere is not the configured server: UDP direct (TCP is ordinary outbound).
+        #expect(pod.lab.sendDatagram(as: .app, to: family.external(53)).landing == .direct(.peer, family.external(53)))
+        // The app is still captured after DNS (a fresh query, fresh conntrack entry).
+        #expect(pod.lab.sendDatagram(as: .app, to: server).landing == .dnsProxy)
+    }
+
+    // MARK: Lifecycle
+
+    @Test("an identical re-run changes nothing (handles and counters included)", arguments: Family.allCases)
+    func identicalRerunIsNoOp(family: Family) throws {
+        let pod = try CapturedPod(family)
+        // Traffic first, so counters are non-zero and a re-created table would show.
+        #expect(pod.lab.connect(as: .app, to: family.external(80)).landing
+            == .proxyOutbound(originalDestination: family.external(80)))
+        let before = try pod.listRuleset()
+        #expect(before.contains("istio-proxy-nat"))
+        let rerun = try pod.sluiceInit(pod.arguments)
+        #expect(rerun.status == 0, "\(rerun)")
+        #expect(try pod.listRuleset() == before)
+    }
+
+    @Test("--cleanup-only removes every istio-proxy table and keeps a foreign one")
+    func cleanupOnly() throws {
+        let pod = try CapturedPod(.ipv4, extra: ["--redirect-dns", "--capture-all-dns"])
+        try loadRuleset("table inet foreign {\n chain output {\n type filter hook output priority 0; policy accept;\n counter\n }\n}\n",
+                        into: pod.lab)
+        #expect(try pod.listRuleset().contains("istio-proxy-raw"))
+        let cleanup = try pod.sluiceInit(pod.arguments + ["--cleanup-only"])
+        #expect(cleanup.status == 0, "\(cleanup)")
+        let after = try pod.listRuleset()
+        #expect(!after.contains("istio-proxy"), "left behind:\n\(after)")
+        #expect(after.contains("table inet foreign"))
+        #expect(pod.lab.connect(as: .app, to: Family.ipv4.external(80)).landing == .direct(.peer, Family.ipv4.external(80)))
+        // Nothing left to clean: still success.
+        #expect(try pod.sluiceInit(pod.arguments + ["--cleanup-only"]).status == 0)
+    }
+
+    @Test("bad input exits 2 with one line naming it, and the ruleset stays byte-for-byte the same",
+          arguments: BadInput.all)
+    func badInputChangesNothing(bad: BadInput) throws {
+        let pod = try CapturedPod(.ipv4)
+        try loadRuleset("table ip foreign {\n chain c {\n counter\n }\n}\n", into: pod.lab)
+        let before = try pod.listRuleset()
+        let result = try pod.sluiceInit(bad.arguments)
+        #expect(result.status == 2, "\(result)")
+        let lines = result.standardError.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "want one line on stderr, got:\n\(result.standardError)")
+        #expect(result.standardError.contains(bad.named), "the message must name \(bad.named): \(result.standardError)")
+        #expect(try pod.listRuleset() == before)
+    }
+}
+
+/// One invalid command line and the text its error must contain.
+struct BadInput: Sendable, CustomTestStringConvertible {
+    var arguments: [String]
+    var named: String
+    var testDescription: String
+
+    static let all: [BadInput] = [
+        BadInput(arguments: CapturedPod.injectorDefault + ["--no-such-flag"], named: "no-such-flag",
+                 testDescription: "unknown flag"),
+        BadInput(arguments: CapturedPod.replacing(["-x", "10.0.0.0/33"]), named: "10.0.0.0/33",
+                 testDescription: "bad CIDR"),
+        BadInput(arguments: CapturedPod.replacing(["-d", "15090,99999"]), named: "99999", testDescription: "bad port"),
+        BadInput(arguments: CapturedPod.replacing(["-u", "4294967295"]), named: "4294967295", testDescription: "bad UID"),
+        BadInput(arguments: CapturedPod.injectorDefault + ["-c", "averyverylonginterface0"],
+                 named: "averyverylonginterface0", testDescription: "bad interface name"),
+        BadInput(arguments: CapturedPod.replacing(["-x", "*"]), named: "*", testDescription: "* in -x"),
+    ]
+}
+
+/// The pod side of the lab after `sluice-init` ran in it successfully.
+struct CapturedPod {
+    /// What the sidecar injector passes by default.
+    static let injectorDefault = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
+                                  "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
+
+    /// The injector default with one flag's value replaced (`["-x", "10.0.0.0/8"]`).
+    static func replacing(_ flagAndValue: [String]) -> [String] {
+        var arguments = injectorDefault
+        let index = arguments.firstIndex(of: flagAndValue[0])!
+        arguments[index + 1] = flagAndValue[1]
+        return arguments
+    }
+
+    let lab: PodLab
+    let arguments: [String]
+
+    init(_ family: Family, replacing: [String]? = nil, extra: [String] = []) throws {
+        try requireRoot()
+        lab = try PodLab()
+        arguments = (replacing.map(Self.replacing) ?? Self.injectorDefault) + family.arguments + extra
+        let result = try sluiceInit(arguments)
+        try #require(result.status == 0, "sluice-init \(arguments) failed: \(result)")
+    }
+
+    func sluiceInit(_ arguments: [String]) throws -> ProcessOutput {
+        try lab.run(try sluiceInitPath(), arguments)
+    }
+
+    /// The kernel's view, with handles and counters: what "nothing changed" is judged on.
+    func listRuleset() throws -> String {
+        let result = try lab.run(try executable("nft"), ["-a", "list", "ruleset"])
+        try #require(result.status == 0, "nft -a list ruleset: \(result)")
+        return result.standardOutput
+    }
+}
+
+/// The lab's addresses per family. IPv6 runs pass `--dual-stack`: the pod's first address is IPv4, and
+/// Istio enables its IPv6 rules (and `::6` on lo) only for IPv6 pods or with dual-stack.
+enum Family: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case ipv4
+    case ipv6
+
+    var testDescription: String { rawValue }
+
+    var arguments: [String] { self == .ipv4 ? [] : ["--dual-stack"] }
+
+    func external(_ port: UInt16) -> Endpoint {
+        Endpoint(self == .ipv4 ? PodLab.externalIPv4[0] : PodLab.externalIPv6[0], port)
+    }
+
+    /// Another captured destination: 203.0.113.1, or the peer's veth address for IPv6.
+    func otherExternal(_ port: UInt16) -> Endpoint {
+        Endpoint(self == .ipv4 ? PodLab.externalIPv4[1] : PodLab.peerIPv6, port)
+    }
+
+    func pod(_ port: UInt16) -> Endpoint { Endpoint(self == .ipv4 ? PodLab.podIPv4 : PodLab.podIPv6, port) }
+
+    func loopback(_ port: UInt16) -> Endpoint {
+        Endpoint(self == .ipv4 ? IPAddress("127.0.0.1")! : IPAddress.ipv6Loopback, port)
+    }
+
+    var passthroughSource: IPAddress { IPAddress(self == .ipv4 ? "127.0.0.6" : "::6")! }
+
+    var excludedCIDR: String { self == .ipv4 ? "203.0.113.0/24" : "2001:db8:2::/64" }
+    func insideExcludedCIDR(_ port: UInt16) -> Endpoint { self == .ipv4 ? otherExternal(port) : external(port) }
+    func outsideExcludedCIDR(_ port: UInt16) -> Endpoint { self == .ipv4 ? external(port) : otherExternal(port) }
+
+    /// Not `external`, so "port 53 elsewhere" has somewhere to go.
+    var dnsServer: IPAddress { self == .ipv4 ? PodLab.externalIPv4[1] : PodLab.peerIPv6 }
+}
+
+/// The built `sluice-init`, next to the test bundle in the build directory (or `$SLUICE_INIT`).
+func sluiceInitPath() throws -> String {
+    if let override = getenv("SLUICE_INIT") { return String(cString: override) }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    try #require(length > 0, "readlink /proc/self/exe: \(String(cString: strerror(errno)))")
+    let executablePath = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    var directory = Substring(executablePath)
+    // The test binary sits in the build directory itself, or inside an .xctest bundle within it.
+    var candidates: [String] = []
+    for _ in 0..<3 {
+        guard let slash = directory.lastIndex(of: "/") else { break }
+        directory = directory[..<slash]
+        candidates.append("\(directory)/sluice-init")
+    }
+    let found = candidates.first { path in access(path, X_OK) == 0 }
+    let hint: Comment = "sluice-init not built next to the tests (looked at \(candidates)); run `swift build --product sluice-init` with the same scratch path, or set SLUICE_INIT"
+    return try #require(found, hint)
+}

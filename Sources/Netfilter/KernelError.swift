@@ -62,9 +62,8 @@ public enum KernelError: Error, CustomStringConvertible, Sendable, Hashable {
             }
             return text + "; nothing was changed"
         case .permissionDenied(let operation):
-            return "sluice-init needs CAP_NET_ADMIN to \(operation) (the kernel answered "
-                + "\"Operation not permitted\"): add NET_ADMIN and NET_RAW to the init container's "
-                + "securityContext.capabilities.add"
+            return "missing CAP_NET_ADMIN, needed to \(operation): add NET_ADMIN and NET_RAW to the init "
+                + "container's securityContext.capabilities.add"
         case .nftablesUnavailable(let operation, let code):
             return "the kernel lacks nf_tables (\(operation): \(KernelError.errorText(code))): load it on the "
                 + "node with `modprobe nf_tables` or use a kernel built with CONFIG_NF_TABLES"

@@ -60,8 +60,9 @@ public struct NftablesBatch: Sendable {
     }
 
     public func message(withSequence sequence: UInt32) -> Message? {
-        guard let first = messages.first, sequence >= first.sequence else { return nil }
-        let index = Int(sequence - first.sequence)
+        guard let first = messages.first else { return nil }
+        // Wrapping: sequence numbers may roll over inside a batch.
+        let index = Int(sequence &- first.sequence)
         return index < messages.count ? messages[index] : nil
     }
 
@@ -139,7 +140,7 @@ public struct NftablesBatch: Sendable {
 
     private static func checkComment(_ comment: String, of object: String) throws(KernelError) {
         guard comment.utf8.count <= maximumCommentLength, !comment.utf8.contains(0) else {
-            throw .unencodable("the comment of \(object) is longer than \(maximumCommentLength) bytes")
+            throw .unencodable("the comment of \(object) must be at most \(maximumCommentLength) bytes, without NUL")
         }
     }
 }
@@ -150,7 +151,9 @@ struct NftablesSetContents: Hashable, Sendable {
     var keyType: UInt32
     var keyLength: UInt32
     var isInterval: Bool
+}
 
+extension NftablesSetContents {
     init(_ elements: NamedSet.Elements) {
         switch elements {
         case .addresses(let family, _):

@@ -37,7 +37,8 @@ public final class NftablesClient {
 
     /// Sends a batch in one `sendmsg` and checks that the kernel acknowledged every message.
     public func send(_ batch: NftablesBatch, operation: String = "program nftables") throws(KernelError) {
-        nextSequence = max(nextSequence, batch.endSequence &+ 1)
+        nextSequence = batch.endSequence &+ 1
+        try socket.discardQueuedReplies()
         socket.reserveBuffers(sending: batch.bytes.count, replies: batch.messages.count + 2)
         try socket.send(batch.bytes)
 
@@ -73,7 +74,8 @@ public final class NftablesClient {
             }
         }
         if !refusals.isEmpty {
-            throw KernelError.classify(refusals.sorted { $0.sequence < $1.sequence }.map(\.refusal), operation: operation)
+            let inBatchOrder = refusals.sorted { $0.sequence &- batch.beginSequence < $1.sequence &- batch.beginSequence }
+            throw KernelError.classify(inBatchOrder.map(\.refusal), operation: operation)
         }
         guard unanswered.isEmpty else {
             throw .unexpectedReply("no acknowledgement for \(unanswered.count) of \(batch.messages.count) messages "
@@ -114,6 +116,7 @@ public final class NftablesClient {
         for _ in 0..<5 {
             let sequence = nextSequence
             nextSequence &+= 1
+            try socket.discardQueuedReplies()
             try socket.send(Nftnl.dumpRequest(type, sequence: sequence))
             var values: [Value] = []
             var interrupted = false
@@ -132,6 +135,8 @@ public final class NftablesClient {
                     if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                     switch Int32(message.type) {
                     case NLMSG_DONE:
+                        // A dump that failed part-way ends with its error in the DONE message.
+                        if let status = message.status, status != 0 { throw dumpError(type, status) }
                         done = true
                     case NLMSG_ERROR:
                         guard let status = message.status else {

@@ -1,5 +1,4 @@
 import Capture
-import CNetfilter
 
 /// One instruction of the nftables virtual machine, exactly as nft 1.0 emits it for Sluice's
 /// vocabulary. Data always flows through register 1 (`NFT_REG_1`), verdicts through the verdict

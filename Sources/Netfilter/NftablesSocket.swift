@@ -99,6 +99,21 @@ final class NftablesSocket {
         return nil
     }
 
+    /// Drops answers left over from an earlier request that failed part-way, so they cannot be taken
+    /// for answers to the next one.
+    func discardQueuedReplies() throws(KernelError) {
+        // Bounded: a socket's receive queue holds at most a few thousand datagrams.
+        for _ in 0..<100_000 {
+            do {
+                guard try receive(timeout: 0) != nil else { return }
+            } catch {
+                // A lost or oversized answer reported now concerns the earlier request.
+                if case .unexpectedReply = error { continue }
+                throw error
+            }
+        }
+    }
+
     private static func retryingInterrupts(_ call: () -> Int) -> Int {
         // A signal can interrupt a call any number of times; a bounded number of retries keeps a
         // signal storm from hanging sluice-init.

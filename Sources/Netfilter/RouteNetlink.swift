@@ -218,11 +218,13 @@ public final class RouteNetlink {
         init(_ onReply: @escaping (UnsafePointer<nlmsghdr>) -> Void) { self.onReply = onReply }
     }
 
+    /// Retries a call interrupted by a signal; a signal storm gives up (with EINTR) instead of spinning.
     private static func retryingInterrupts(_ call: () -> Int) -> Int {
-        while true {
+        for _ in 0..<1000 {
             let result = call()
             if result >= 0 || Glibc.errno != EINTR { return result }
         }
+        return -1
     }
 
     private static func putHeader<Header>(_ message: UnsafeMutablePointer<nlmsghdr>, _ header: Header) -> UnsafeMutableRawPointer {

@@ -58,6 +58,7 @@ public final class PodLab: Sendable {
     /// Builds the topology and starts the servers. Namespace names are `<prefix>-pod-<pid>-<random>` and
     /// `<prefix>-peer-<pid>-<random>`, so parallel tests and leftover runs never collide.
     public init(prefix: String = "sluice-lab", ports: Ports = Ports()) throws {
+        Self.removeStaleNamespaces(prefix: prefix)
         let tag = "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         podNamespaceName = "\(prefix)-pod-\(tag)"
         peerNamespaceName = "\(prefix)-peer-\(tag)"
@@ -98,6 +99,27 @@ public final class PodLab: Sendable {
     }
 
     public func namespace(_ side: Side) -> NetworkNamespace { side == .pod ? pod : peer }
+
+    /// Deletes `<prefix>-pod-<pid>-*` / `<prefix>-peer-<pid>-*` namespaces whose process is gone: a lab
+    /// killed before `tearDown` (SIGKILL, a crash) must not leave namespaces behind for ever.
+    public static func removeStaleNamespaces(prefix: String) {
+        guard let directory = opendir(NetworkNamespace.namedNamespaceDirectory) else { return }
+        var stale: [String] = []
+        // /run/netns holds a handful of entries; the bound only guards against a pathological directory.
+        for _ in 0..<100_000 {
+            guard let entry = readdir(directory) else { break }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            for side in ["pod", "peer"] {
+                let head = "\(prefix)-\(side)-"
+                guard name.hasPrefix(head), let pid = Int32(name.dropFirst(head.count).prefix { $0 != "-" }) else { continue }
+                if kill(pid, 0) != 0 && errno == ESRCH { stale.append(name) }
+            }
+        }
+        closedir(directory)
+        for name in stale { try? NetworkNamespace.delete(named: name) }
+    }
 
     // MARK: Probes
 
@@ -157,16 +179,17 @@ public final class PodLab: Sendable {
 
     static func podListeners(_ ports: Ports) -> [Listener] {
         var listeners: [Listener] = []
+        // The proxy's and the agent's listeners belong to the proxy UID, as in a real sidecar.
         for any in [anyIPv4, anyIPv6] {
-            listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy))
-            listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy))
-            for port in ports.podTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .app)) }
+            listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy, owner: .proxy))
+            listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy, owner: .proxy))
+            for port in ports.podTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .app, owner: .app)) }
         }
         // Like pilot-agent's DNS proxy: loopback only. REDIRECT of locally generated packets rewrites the
         // destination to 127.0.0.1 / ::1, so replies leave from the address conntrack expects.
         for loopback in [IPAddress("127.0.0.1")!, IPAddress.ipv6Loopback] {
-            listeners.append(Listener(.tcp, Endpoint(loopback, 15053), .dnsProxy))
-            listeners.append(Listener(.udp, Endpoint(loopback, 15053), .dnsProxy))
+            listeners.append(Listener(.tcp, Endpoint(loopback, 15053), .dnsProxy, owner: .proxy))
+            listeners.append(Listener(.udp, Endpoint(loopback, 15053), .dnsProxy, owner: .proxy))
         }
         return listeners
     }

@@ -1,4 +1,5 @@
 import Capture
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,6 +45,20 @@ enum Posix {
             if ready < 0 && errno != EINTR { throw LabError(call: "poll", errno: errno) }
         }
         return false
+    }
+
+    /// Held while creating a pipe and while spawning: between `pipe()` and `FD_CLOEXEC`, a concurrent
+    /// spawn would inherit the pipe, and a child holding another pipe's write end delays its EOF.
+    static let descriptorCreationLock = Mutex(())
+
+    /// A pipe whose ends are not inherited by children.
+    static func pipe() throws -> (read: Int32, write: Int32) {
+        try descriptorCreationLock.withLock { _ in
+            var ends: [Int32] = [0, 0]
+            try call("pipe") { Glibc.pipe(&ends) }
+            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+            return (ends[0], ends[1])
+        }
     }
 
     static func setNonBlocking(_ fd: Int32) throws {

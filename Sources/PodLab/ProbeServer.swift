@@ -30,11 +30,15 @@ public struct Listener: Sendable, Hashable {
     /// Address to bind (`0.0.0.0` / `::` for any) and port.
     public var endpoint: Endpoint
     public var role: ListenerRole
+    /// Who owns the listening socket. It matters for UDP: replies leave from the listening socket, and
+    /// Istio's DNS rules pick the conntrack zone of the DNS proxy's answers by `skuid 1337`.
+    public var owner: SocketOwner?
 
-    public init(_ transport: TransportProtocol, _ endpoint: Endpoint, _ role: ListenerRole) {
+    public init(_ transport: TransportProtocol, _ endpoint: Endpoint, _ role: ListenerRole, owner: SocketOwner? = nil) {
         self.transport = transport
         self.endpoint = endpoint
         self.role = role
+        self.owner = owner
     }
 }
 
@@ -108,8 +112,8 @@ public final class ProbeServer: Sendable {
         self.listeners = listeners
         var sockets: [Int32] = []
         do {
-            try namespace.run {
-                for listener in listeners { sockets.append(try Engine.open(listener)) }
+            for listener in listeners {
+                sockets.append(try namespace.run(as: listener.owner) { try Engine.open(listener) })
             }
             engine = try Engine(side: side, listeners: listeners, sockets: sockets)
         } catch {
@@ -140,15 +144,12 @@ private final class Engine: @unchecked Sendable {
         var stopped = false
     }
 
-    /// Takes ownership of `sockets` (also on failure).
+    /// Takes ownership of `sockets` once it returns; if it throws, the caller still owns them.
     init(side: Side, listeners: [Listener], sockets: [Int32]) throws {
         self.side = side
         self.listeners = listeners
         self.sockets = sockets
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw LabError(call: "pipe", errno: errno) }
-        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        wakePipe = (pipeEnds[0], pipeEnds[1])
+        wakePipe = try Posix.pipe()
         let unmanaged = Unmanaged.passRetained(self)
         let status = pthread_create(&thread, nil, { argument in
             let engine = Unmanaged<Engine>.fromOpaque(argument!).takeRetainedValue()
@@ -158,8 +159,8 @@ private final class Engine: @unchecked Sendable {
         guard status == 0 else {
             unmanaged.release()
             state.withLock { $0.stopped = true }
-            close(pipeEnds[0])
-            close(pipeEnds[1])
+            close(wakePipe.read)
+            close(wakePipe.write)
             throw LabError(call: "pthread_create", errno: status)
         }
     }

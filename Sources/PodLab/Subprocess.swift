@@ -1,5 +1,4 @@
 import Netfilter
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,10 +20,6 @@ public struct ProcessOutput: Sendable, Hashable, CustomStringConvertible {
 /// Runs programs inside a namespace without `nsenter`: the child is spawned from a thread that entered
 /// the namespace, and a child starts in the namespaces of the thread that created it.
 public enum Subprocess {
-    /// Pipe creation and spawning are serialized: between `pipe()` and `FD_CLOEXEC`, a concurrent spawn
-    /// could inherit our pipe's write end and hold back our EOF until that other child exits.
-    private static let spawnLock = Mutex(())
-
     public static func run(_ executable: String, _ arguments: [String], in namespace: NetworkNamespace,
                            environment: [String: String] = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
                            timeout: Duration = .seconds(20)) throws -> ProcessOutput {
@@ -36,36 +31,36 @@ public enum Subprocess {
 
     private static func spawn(_ executable: String, _ arguments: [String],
                               environment: [String: String]) throws -> (pid_t, Int32, Int32) {
-        try spawnLock.withLock { _ in
-            var outputPipe: [Int32] = [0, 0]
-            var errorPipe: [Int32] = [0, 0]
-            try Posix.call("pipe") { pipe(&outputPipe) }
-            do {
-                try Posix.call("pipe") { pipe(&errorPipe) }
-            } catch {
-                outputPipe.forEach { close($0) }
-                throw error
-            }
-            for fd in outputPipe + errorPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let outputPipe = try Posix.pipe()
+        let errorPipe: (read: Int32, write: Int32)
+        do {
+            errorPipe = try Posix.pipe()
+        } catch {
+            close(outputPipe.read)
+            close(outputPipe.write)
+            throw error
+        }
+        // Under the lock, so the child cannot inherit a pipe another thread has not yet marked CLOEXEC.
+        return try Posix.descriptorCreationLock.withLock { _ in
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
-            posix_spawn_file_actions_adddup2(&actions, errorPipe[1], 2)
+            posix_spawn_file_actions_adddup2(&actions, outputPipe.write, 1)
+            posix_spawn_file_actions_adddup2(&actions, errorPipe.write, 2)
             let argv = ([executable] + arguments).map { strdup($0) } + [nil]
             let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer { (argv + envp).forEach { free($0) } }
             var pid = pid_t()
             let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-            close(outputPipe[1])
-            close(errorPipe[1])
+            close(outputPipe.write)
+            close(errorPipe.write)
             guard status == 0 else {
-                close(outputPipe[0])
-                close(errorPipe[0])
+                close(outputPipe.read)
+                close(errorPipe.read)
                 throw LabError(call: "posix_spawn \(executable)", errno: status)
             }
-            return (pid, outputPipe[0], errorPipe[0])
+            return (pid, outputPipe.read, errorPipe.read)
         }
     }
 

@@ -58,17 +58,20 @@ func indented(_ text: String) -> String {
     text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }
 
+/// Tables, chains (hooked ones first) and each rule's comment, as the kernel holds them.
 func summary(_ state: OwnedTableState) -> String {
     if state.isEmpty { return "  (no istio-proxy tables)" }
-    return state.tables.map { table in
-        var lines = ["  table inet \(table.name)" + (table.comment.map { "  # \($0)" } ?? "")]
-        for chain in table.chains {
-            let commented = chain.ruleComments.compactMap { $0 }
-            lines.append("    chain \(chain.name): \(chain.ruleCount) rule\(chain.ruleCount == 1 ? "" : "s")"
-                + (commented.isEmpty ? "" : " — " + commented.joined(separator: "; ")))
+    var lines: [String] = []
+    for table in state.tables {
+        lines.append("  table inet \(table.name)" + (table.comment.map { "  (\($0))" } ?? ""))
+        let hooked = ["prerouting", "output"]
+        let chains = table.chains.filter { hooked.contains($0.name) } + table.chains.filter { !hooked.contains($0.name) }
+        for chain in chains {
+            lines.append("    \(chain.name): \(chain.ruleCount) rule\(chain.ruleCount == 1 ? "" : "s")")
+            for comment in chain.ruleComments { lines.append("      - \(comment ?? "(no comment)")") }
         }
-        return lines.joined(separator: "\n")
-    }.joined(separator: "\n")
+    }
+    return lines.joined(separator: "\n")
 }
 
 guard geteuid() == 0 else { fail("needs root: it creates network namespaces and programs nftables in them") }

@@ -159,6 +159,23 @@ struct CaptureKernelTests {
         #expect(result.standardError.contains(bad.named), "the message must name \(bad.named): \(result.standardError)")
         #expect(try pod.listRuleset() == before)
     }
+
+    @Test("without CAP_NET_ADMIN: exit 2 naming the capability to add, ruleset unchanged")
+    func missingNetAdminChangesNothing() throws {
+        let pod = try CapturedPod(.ipv4)
+        let before = try pod.listRuleset()
+        // Root without NET_ADMIN in its bounding set: what an init container gets when the pod spec
+        // forgets `capabilities.add: [NET_ADMIN]`.
+        let result = try pod.lab.run(try executable("setpriv"),
+                                     ["--bounding-set", "-net_admin", try sluiceInitPath()]
+                                         + CapturedPod.replacing(["-x", "203.0.113.0/24"]))
+        #expect(result.status == 2, "\(result)")
+        let lines = result.standardError.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "want one line on stderr, got:\n\(result.standardError)")
+        #expect(result.standardError.contains("NET_ADMIN"))
+        #expect(result.standardError.contains("securityContext"))
+        #expect(try pod.listRuleset() == before)
+    }
 }
 
 /// One invalid command line and the text its error must contain.

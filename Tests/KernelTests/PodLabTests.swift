@@ -75,6 +75,24 @@ struct PodLabTests {
         #expect(outbound.first?.local == "127.0.0.1:15001")
     }
 
+    @Test func runLeavesTheCallingThreadWhereItWas() throws {
+        try requireRoot()
+        let lab = try PodLab()
+        defer { lab.tearDown() }
+        func currentNamespace() -> String {
+            var buffer = [CChar](repeating: 0, count: 64)
+            let length = readlink("/proc/thread-self/ns/net", &buffer, buffer.count - 1)
+            return String(decoding: buffer[0..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        let here = currentNamespace()
+        let there = try lab.pod.run { currentNamespace() }
+        #expect(there != here)
+        #expect(try lab.pod.run { currentNamespace() } == there)
+        #expect(try lab.peer.run { currentNamespace() } != there)
+        #expect(currentNamespace() == here)
+        #expect(throws: NetworkNamespaceError.self) { try NetworkNamespace.open(named: "sluice-lab-no-such-namespace") }
+    }
+
     @Test func routeNetlinkErrorsNameTheCall() throws {
         try requireRoot()
         let lab = try PodLab()

@@ -126,16 +126,19 @@ enum SampleRulesets {
         return Ruleset(tables: [nat, mangle, raw])
     }
 
-    /// 10,000 IPv4 CIDRs (some overlapping, some adjacent), 1,000 IPv6 CIDRs and 1,000 ports.
+    /// 10,000 IPv4 CIDRs (some overlapping), 1,000 IPv6 CIDRs and 1,000 ports.
     static var big: Ruleset {
+        // Every other /24 (so ranges stay apart), with a /25 inside every 50th and a /32 inside every
+        // 100th that overlap it, and a /23 joining two neighbours every 70th.
         var v4: [String] = []
-        for index in 0..<10_000 {
-            // Every 16th /24 is followed by a /16 covering it, and runs of /24s touch each other.
-            let a = 11 + index / 4096, b = (index / 16) % 256, c = (index * 7) % 256
+        for index in 0..<9_760 {
+            let unit = index * 2
+            let a = 11 + unit / 65_536, b = (unit / 256) % 256, c = unit % 256
             v4.append("\(a).\(b).\(c).0/24")
-            if index % 16 == 0 { v4.append("\(a).\(b).0.0/16") }
+            if index % 50 == 0 { v4.append("\(a).\(b).\(c).128/25") }
+            if index % 100 == 0 { v4.append("\(a).\(b).\(c).7/32") }
+            if index % 70 == 0 { v4.append("\(a).\(b).\(c).0/23") }
         }
-        v4 = Array(v4.prefix(10_000))
         let v6 = (0..<1_000).map { "2001:db8:\(String($0, radix: 16))::/48" }
         let ports = (0..<1_000).map { UInt16(20_000 + $0 * 3) }
         let nat = Table(

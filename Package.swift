@@ -36,5 +36,7 @@ let package = Package(
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "SluiceInit"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Capture", "Netfilter"]),
         .testTarget(name: "KernelTests", dependencies: ["Capture", "Netfilter", "SluiceInit", "PodLab"]),
+        // Istio's golden rulesets against Sluice's, probe by probe, with real packets.
+        .testTarget(name: "ConformanceTests", dependencies: ["Capture", "Netfilter", "PodLab"]),
     ]
 )

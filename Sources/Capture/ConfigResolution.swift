@@ -274,17 +274,25 @@ private struct Resolver {
         return result
     }
 
-    /// Linux's `dev_valid_name`: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. A trailing '+'
-    /// (iptables' prefix wildcard) is a valid name character and is left for the builder to interpret.
+    /// Linux's `dev_valid_name`: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. A trailing
+    /// '+' (iptables' wildcard, which istio-init users write) or '*' (nft's) matches every interface
+    /// with that prefix; both become nft's '*' so the dry-run text and the netlink rule agree.
     func interfaces(_ text: String, _ input: Input) throws(ConfigurationError) -> [String] {
         var result: [String] = []
-        for name in Self.split(text) {
+        for written in Self.split(text) {
+            var name = written
+            if name.hasSuffix("+") { name = String(name.dropLast()) + "*" }
+            if name == "*" || name.dropLast().contains("*") {
+                throw ConfigurationError(
+                    "invalid interface name \(quoted(written)) in \(settings.label(of: input)): a wildcard is a "
+                        + "prefix followed by one trailing '+' or '*', such as eth+")
+            }
             let bytes = Array(name.utf8)
             let bad: Set<UInt8> = [UInt8(ascii: "/"), UInt8(ascii: ":"), 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]
             guard (1...15).contains(bytes.count), name != ".", name != "..", !bytes.contains(where: bad.contains)
             else {
                 throw ConfigurationError(
-                    "invalid interface name \(quoted(name)) in \(settings.label(of: input)): want 1-15 bytes "
+                    "invalid interface name \(quoted(written)) in \(settings.label(of: input)): want 1-15 bytes "
                         + "without '/', ':' or whitespace, not \".\" or \"..\"")
             }
             result.append(name)

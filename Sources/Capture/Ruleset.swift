@@ -103,9 +103,9 @@ public struct ConnectionStates: OptionSet, Sendable, Hashable {
 public enum Match: Sendable, Hashable {
     /// `meta l4proto tcp`
     case transportProtocol(TransportProtocol)
-    /// `iifname "eth1"` (exact name)
+    /// `iifname "eth1"`: the exact name, or every name with the prefix when it ends in `*` (`"veth*"`)
     case inputInterface(String)
-    /// `oifname "lo"` (exact name)
+    /// `oifname "lo"`: exact, or a prefix when it ends in `*`
     case outputInterface(String)
     /// `ip saddr 127.0.0.6/32`, `ip6 saddr != ::6/128`
     case sourceAddress(CIDR, negated: Bool)

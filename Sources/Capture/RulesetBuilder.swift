@@ -110,7 +110,7 @@ public enum RulesetBuilder {
             }
             nat.append(NatChain.istioInbound, [.transportProtocol(.tcp)], .jump(NatChain.istioInRedirect),
                        "-b '*': all other inbound TCP goes to the proxy")
-        } else {
+        } else if !ports.isEmpty {
             let set = nat.addPortSet("inbound-ports", ports)
             nat.append(NatChain.istioInbound, [.transportProtocol(.tcp), .destinationPortInSet(.tcp, set: set)],
                        .jump(NatChain.istioInRedirect), "-b: these inbound ports go to the proxy")
@@ -148,12 +148,15 @@ public enum RulesetBuilder {
                           .jump(MangleChain.istioDivert), "TPROXY: established inbound connections")
             mangle.append(MangleChain.istioInbound, [.transportProtocol(.tcp)], .jump(MangleChain.istioTproxy),
                           "-b '*': all other inbound TCP goes to the proxy")
-        case .only(let ports):
+        case .only(let ports) where !ports.isEmpty:
             let set = mangle.addPortSet("inbound-ports", ports)
             mangle.append(MangleChain.istioInbound, [.transportProtocol(.tcp), established, .destinationPortInSet(.tcp, set: set)],
                           .jump(MangleChain.istioDivert), "TPROXY: established inbound connections on -b ports")
             mangle.append(MangleChain.istioInbound, [.transportProtocol(.tcp), .destinationPortInSet(.tcp, set: set)],
                           .jump(MangleChain.istioTproxy), "-b: these inbound ports go to the proxy")
+        case .only:
+            // `-b ","`: Istio still hooks prerouting but captures no port.
+            break
         }
     }
 

@@ -221,12 +221,16 @@ enum NftablesRuleCompiler {
         return total <= 4 || first > 4 || second > 4
     }
 
+    /// The bytes an interface-name compare checks. An exact name is compared with its NUL padding; a
+    /// trailing `*` (nft's wildcard) compares only the prefix, exactly as nft encodes `iifname "eth*"`.
     private static func interfaceName(_ name: String) throws(KernelError) -> [UInt8] {
-        let bytes = Array(name.utf8)
+        var bytes = Array(name.utf8)
+        let isPrefix = bytes.last == UInt8(ascii: "*")
+        if isPrefix { bytes.removeLast() }
         guard !bytes.isEmpty, bytes.count < interfaceNameSize, !bytes.contains(0) else {
             throw .unencodable("interface name \"\(name)\" must be 1 to \(interfaceNameSize - 1) bytes")
         }
-        return bytes + Array(repeating: 0, count: interfaceNameSize - bytes.count)
+        return isPrefix ? bytes : bytes + Array(repeating: 0, count: interfaceNameSize - bytes.count)
     }
 
     static func bigEndianBytes(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xff)] }

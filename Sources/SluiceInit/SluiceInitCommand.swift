@@ -15,9 +15,12 @@ public enum SluiceInitCommand {
     static func run(
         arguments: [String], environment: [String: String], facts: some SystemFacts, output: inout StandardStreams
     ) -> Int32 {
+        // Istio's injected init container runs `pilot-agent istio-iptables <flags>`; accepting the
+        // subcommand name lets an image whose entrypoint is sluice-init take those args unchanged.
+        let flags = arguments.first == "istio-iptables" ? Array(arguments.dropFirst()) : arguments
         let resolved: ResolvedCapture
         do {
-            let settings = try CaptureSettings.parse(arguments: arguments, environment: environment)
+            let settings = try CaptureSettings.parse(arguments: flags, environment: environment)
             if settings.help {
                 output.out(CaptureSettings.usage)
                 return 0

@@ -107,8 +107,16 @@ struct SettingsResolutionTests {
 
     @Test func interfaces() throws {
         let config = try resolve(["-c", "eth1,,net+", "-k", "123456789012345"], [:], FakeFacts()).config
-        #expect(config.excludedInterfaces == ["eth1", "net+"])
+        #expect(config.excludedInterfaces == ["eth1", "net*"], "iptables' '+' wildcard becomes nft's '*'")
         #expect(config.virtualInterfaces == ["123456789012345"])
+        #expect(try resolve(["-k", "tap*"], [:], FakeFacts()).config.virtualInterfaces == ["tap*"])
+    }
+
+    @Test(arguments: ["*", "+", "e*th", "e*th*"])
+    func badInterfaceWildcards(name: String) {
+        #expect(error(["-c", name], [:], FakeFacts())
+            == "invalid interface name \(quoted(name)) in --istio-exclude-interfaces (-c): a wildcard is a "
+                + "prefix followed by one trailing '+' or '*', such as eth+")
     }
 
     @Test(arguments: ["1234567890123456", ".", "..", "eth/0", "eth:0", "eth 0", "eth\t0"])

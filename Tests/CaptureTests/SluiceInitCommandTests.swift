@@ -56,6 +56,12 @@ import Testing
         #expect(result.err.contains(named))
     }
 
+    @Test func acceptsTheIstioIptablesSubcommandName() {
+        let result = run(["istio-iptables"] + Self.injectorDefault + ["--dry-run"])
+        #expect(result.code == 0)
+        #expect(result.out == NftTextRenderer.render(RulesetBuilder.build(.injectorDefault).stamped()))
+    }
+
     @Test func helpPrintsUsage() {
         let result = run(["--help"])
         #expect(result.code == 0)

@@ -27,7 +27,21 @@ import Testing
         tproxy.dns = .init(captureAll: false, servers: [IPAddress("192.0.2.53"), IPAddress("2001:db8::53")].compactMap { $0 })
         tproxy.outboundExcludedCIDRs = ["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/48"].compactMap(CIDR.init)
         tproxy.excludedInterfaces = ["eth7"]
-        for config in [CaptureConfig.injectorDefault, tproxy] {
+        // Every list and option of REDIRECT mode at once, with interface wildcards.
+        var everyList = CaptureConfig()
+        everyList.inboundPorts = .only([8080, 9090])
+        everyList.outboundDestinations = .only(["10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"].compactMap(CIDR.init))
+        everyList.outboundExcludedCIDRs = ["10.1.0.0/16", "2001:db8:1::/48"].compactMap(CIDR.init)
+        everyList.outboundIncludedPorts = [3306, 5432]
+        everyList.outboundExcludedPorts = [22, 53000]
+        everyList.virtualInterfaces = ["tap*", "docker0"]
+        everyList.excludedInterfaces = ["veth*"]
+        everyList.ownerGroups = .allExcept([888, 999])
+        everyList.dns = .init(captureAll: true, servers: [])
+        everyList.dropInvalid = true
+        everyList.enableIPv6 = true
+        everyList.proxyUIDs = [1337, 1338]
+        for config in [CaptureConfig.injectorDefault, tproxy, everyList] {
             try expectNetlinkMatchesNftText(RulesetBuilder.build(config).stamped())
         }
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import difflib
 import json
 import os
 import pathlib
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep Benchmarks/ free of __pycache__
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import istio_rules  # noqa: E402
 
@@ -222,6 +224,7 @@ class Bench:
         self.errlog = str(self.work / "stderr.log")
         self.results: dict[str, dict[str, list[float]]] = {}
         self.notes: list[str] = []
+        self.load_at_start = load_average()
         self.resolv = self.work / "resolv.conf"
         self.resolv.write_text(f"nameserver {DNS_V4}\nnameserver {DNS_V6}\n")
 
@@ -248,8 +251,8 @@ class Bench:
         """Istio's recorded sequence (istio-iptables goldens): state-check saves, restores, final saves."""
         t = self.tools
         v4_text = istio_rules.iptables_restore(config, 4)
-        if tag == "default":
-            assert v4_text == istio_rules.RULES_MD_INJECTOR_DEFAULT, "injector default must be RULES.md §1 verbatim"
+        if tag == "default" and v4_text != istio_rules.RULES_MD_INJECTOR_DEFAULT:
+            raise BenchError("the injector-default restore text is not RULES.md §1 verbatim")
         steps = [Step([t["iptables-nft-save"]]), Step([t["ip6tables-nft-save"]]),
                  Step([t["iptables-nft-restore"], "--noflush"], self.write(f"istio-{tag}.v4.restore", v4_text))]
         if config.ipv6:
@@ -275,22 +278,27 @@ class Bench:
             # Rotating the order spreads any drift (page cache, netns teardown backlog) evenly.
             for name in names[rep % len(names):] + names[:rep % len(names)]:
                 with self.ns.fresh(pod_setup(ipv6)):
+                    # The kernel tears down the previous netns asynchronously (kworkers); on 2 cores that
+                    # work would otherwise land inside the next contender's clock.
+                    time.sleep(self.args.settle)
                     times[name].append(run_steps(contenders[name], self.errlog))
                     if rep == 0:
-                        rulesets[name] = subprocess.run([self.nft, "list", "ruleset"], capture_output=True,
+                        # -s: without counter values, which background packets (IPv6 DAD, MLD) may have bumped.
+                        rulesets[name] = subprocess.run([self.nft, "-s", "list", "ruleset"], capture_output=True,
                                                         text=True, check=True).stdout
                         summary = ruleset_summary(self.nft)
-                        if not summary:
+                        if not summary and name != "sluice --help":
                             raise BenchError(f"{key}/{name}: no rules in the kernel after apply")
-                        print(f"    {name:<28} kernel: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())),
-                              flush=True)
+                        print(f"    {name:<28} kernel: " + (", ".join(f"{k} {v}" for k, v in sorted(summary.items()))
+                                                                  or "no rules"), flush=True)
         if "sluice" in rulesets and "nft -f" in rulesets:
             same = rulesets["sluice"] == rulesets["nft -f"]
             print(f"    sluice-init and nft -f of its --dry-run text leave the same ruleset: {'yes' if same else 'NO'}")
             if not same:
-                self.write(f"{key}.sluice.ruleset", rulesets["sluice"])
-                self.write(f"{key}.nft.ruleset", rulesets["nft -f"])
-                self.notes.append(f"{key}: kernel rulesets of sluice-init and nft -f differ (see {self.work})")
+                diff = list(difflib.unified_diff(rulesets["nft -f"].splitlines(), rulesets["sluice"].splitlines(),
+                                                 "after nft -f of --dry-run", "after sluice-init", lineterm="", n=1))
+                print("\n".join(f"      {line}" for line in diff[:40]))
+                self.notes.append(f"{key}: kernel rulesets of sluice-init and nft -f of its --dry-run text differ")
         for name in names:
             print(f"    {name:<28} {describe_ms(times[name])}", flush=True)
         self.results[key] = times
@@ -311,10 +319,14 @@ class Bench:
                 contenders["sluice"] = [Step([self.sluice, *flags])]
                 text = self.sluice_dry_run(flags, ipv6, f"sluice-{tag}.nft")
                 contenders["nft -f"] = [Step([self.nft, "-f", text])]
+                if args.diagnose:
+                    contenders["sluice --help"] = [Step([self.sluice, "--help"])]
+                    contenders["nft -f w/o delete table"] = [Step([self.nft, "-f", self.write(
+                        f"sluice-{tag}.nodelete.nft", without_table_deletes(pathlib.Path(text).read_text()))])]
             else:
                 # Stand-in until sluice-init is built: Istio's own nft text for the same flags.
                 text = self.write(f"istio-{tag}.nft", istio_rules.nft_transaction(config))
-                contenders["nft -f"] = [Step([self.nft, "-f", text])]
+                contenders["istio-style nft -f*"] = [Step([self.nft, "-f", text])]
             contenders["istio iptables"] = self.istio_iptables_steps(config, tag)
             self.measure_apply(label, contenders, ipv6, args.reps, args.budget, min(args.reps, 50))
 
@@ -444,6 +456,11 @@ class Bench:
     def summary(self):
         print("\n" + "=" * 100)
         print(machine_line(self.sluice, self.nft, self.tools["iptables-nft-restore"]))
+        print(f"load average at start: {self.load_at_start}, at end: {load_average()}")
+        with contextlib.suppress(ValueError):
+            if float(self.load_at_start.split()[0]) > 0.5:
+                self.notes.append(f"the machine was busy before the run (load {self.load_at_start}): other work "
+                                  "shares these cores, so figures are noisier and slower than on an idle machine")
         if not self.sluice:
             print(f"sluice-init not found at {self.args.sluice}: figures marked * use a set-based nft text "
                   "written by this benchmark instead of sluice-init")
@@ -482,6 +499,19 @@ class Bench:
             print(f"note    {note}")
 
 
+def without_table_deletes(text: str) -> str:
+    """The dry-run text minus its "add table T / delete table T" pairs: the same end state on a fresh
+    netns, without the table deletions (diagnostic: what those deletions cost)."""
+    lines, out = text.splitlines(), []
+    for index, line in enumerate(lines):
+        if line.startswith("delete table "):
+            continue
+        if index + 1 < len(lines) and lines[index + 1] == "delete " + line[len("add "):]:
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def exclude_cidrs(count: int) -> list[str]:
     """`count` distinct host CIDRs in 10.0.0.0/8, shortest text first so 10,000 of them fit in one argv
     string (Linux caps each at 128 KiB). Only even last octets, so no two are adjacent and a set
@@ -502,6 +532,14 @@ def exclude_cidrs(count: int) -> list[str]:
                                 if len(out) == count:
                                     return out
     raise BenchError(f"cannot make {count} CIDRs")
+
+
+def load_average() -> str:
+    """1/5/15-minute load: other work on a 2-core machine shows up directly in every figure."""
+    try:
+        return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def machine_line(sluice: str | None, nft: str, iptables: str) -> str:
@@ -537,6 +575,11 @@ def main():
     parser.add_argument("--conn-rounds", type=int, default=3, help="B2: measurements per contender (median)")
     parser.add_argument("--conn-max", type=int, default=5_000_000, help="B2: connection cap per measurement")
     parser.add_argument("--skip-baseline", action="store_true", help="B2: skip the no-lists baseline")
+    parser.add_argument("--settle", type=float, default=0.02,
+                        help="A/B1: untimed pause in each fresh netns before the clock starts (default 0.02 s)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="A: also time `sluice-init --help` (process start-up alone) and nft -f of the dry-run "
+                             "text without its delete-table lines")
     parser.add_argument("--only", choices=["A", "B1", "B2"], action="append", help="run only these parts")
     parser.add_argument("--check-goldens", metavar="TESTDATA", help="verify Istio text generators against goldens")
     args = parser.parse_args()

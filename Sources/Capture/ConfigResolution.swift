@@ -158,6 +158,13 @@ private struct Resolver {
             config.tproxyMark = try positive32(settings.inboundTProxyMark, .inboundTProxyMark, what: "fwmark")
             config.tproxyRouteTable = try positive32(
                 settings.inboundTProxyRouteTable, .inboundTProxyRouteTable, what: "routing table")
+            // The kernel's own tables: a `local default` route in main (254) would deliver every packet
+            // of the pod locally; default (253) and local (255) are no better.
+            if [253, 254, 255].contains(config.tproxyRouteTable) {
+                throw ConfigurationError(
+                    "routing table \(config.tproxyRouteTable) in \(settings.label(of: .inboundTProxyRouteTable)) is one "
+                        + "of the kernel's own (253 default, 254 main, 255 local): pick a free table such as 133")
+            }
         case "", "REDIRECT":
             config.interceptionMode = .redirect
         default:

@@ -30,6 +30,21 @@ public struct SocketOwner: Sendable, Hashable, CustomStringConvertible {
     public static let root = SocketOwner(uid: 0, gid: 0)
 
     public var description: String { "uid \(uid) gid \(gid)" }
+
+    /// Runs `body` on a new thread with this file-system UID/GID, in the caller's network namespace,
+    /// and waits for it: sockets created in `body` are this owner's for `meta skuid`/`skgid`, while the
+    /// process and every other thread keep their credentials. Throws `NetworkNamespaceError` naming
+    /// `setfsgid`/`setfsuid` when the kernel refuses the switch (no CAP_SETGID/CAP_SETUID).
+    public func runOnDedicatedThread<Result>(_ body: () throws -> Result) throws -> Result {
+        try withoutActuallyEscaping(body) { body in
+            var result: Result?
+            try NetworkNamespace.onDedicatedThread {
+                try NetworkNamespace.switchFileSystemIDs(to: self)
+                result = try body()
+            }
+            return result!
+        }
+    }
 }
 
 /// A network namespace held open by file descriptor.
@@ -143,7 +158,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     /// setfsuid/setfsgid change only the calling thread's credentials (unlike setuid, which glibc applies
     /// to every thread). They report failure only by not changing the value, hence the read-back.
-    private static func switchFileSystemIDs(to owner: SocketOwner) throws {
+    fileprivate static func switchFileSystemIDs(to owner: SocketOwner) throws {
         _ = setfsgid(owner.gid)
         guard setfsgid(owner.gid) == Int32(bitPattern: owner.gid) else {
             throw NetworkNamespaceError(call: "setfsgid(\(owner.gid))", errno: EPERM)
@@ -162,7 +177,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     /// Runs `work` on a fresh pthread and joins it. The thread ends with `work`, so whatever namespace or
     /// credentials it switched to never leak into another task.
-    private static func onDedicatedThread(_ work: () throws -> Void) throws {
+    fileprivate static func onDedicatedThread(_ work: () throws -> Void) throws {
         try withoutActuallyEscaping(work) { work in
             let box = ThreadWork(work)
             let unmanaged = Unmanaged.passRetained(box)

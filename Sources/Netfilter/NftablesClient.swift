@@ -25,8 +25,9 @@ public final class NftablesClient {
     }
 
     /// Makes the owned tables exactly `ruleset`'s, in one transaction.
-    public func apply(_ ruleset: Ruleset) throws(KernelError) {
-        let batch = try NftablesBatch(applying: ruleset, firstSequence: nextSequence)
+    /// `existingTables`: the owned tables the caller just read back, if it did (see `NftablesBatch`).
+    public func apply(_ ruleset: Ruleset, existingTables: Set<String>? = nil) throws(KernelError) {
+        let batch = try NftablesBatch(applying: ruleset, existingTables: existingTables, firstSequence: nextSequence)
         try send(batch, operation: "program nftables")
     }
 

@@ -172,16 +172,19 @@ public final class RouteNetlink {
 
     /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK` and reads replies until the kernel's
     /// acknowledgement; a negative acknowledgement becomes a `RouteNetlinkError` named `describedAs`.
-    private func request(type: Int, flags: Int32, describedAs call: String,
-                         build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
-                         onReply: (UnsafePointer<nlmsghdr>) -> Void = { _ in }) throws {
+    /// With `dump`, asks for every object of the kind instead (`NLM_F_DUMP`) and reads until the end
+    /// of the dump (`NLMSG_DONE`), passing each object to `onReply`.
+    func request(type: Int, flags: Int32, dump: Bool = false, describedAs call: String,
+                 build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
+                 onReply: (UnsafePointer<nlmsghdr>) -> Void = { _ in }) throws {
         var buffer = [UInt8](repeating: 0, count: Self.bufferSize)
         sequence &+= 1
         let sequence = self.sequence
         try buffer.withUnsafeMutableBytes { raw in
             let message = mnl_nlmsg_put_header(raw.baseAddress)!
             message.pointee.nlmsg_type = UInt16(type)
-            message.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | NLM_F_ACK | flags)
+            // A dump that started is never acknowledged; its NLMSG_DONE ends it instead.
+            message.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | (dump ? NLM_F_DUMP : NLM_F_ACK) | flags)
             message.pointee.nlmsg_seq = sequence
             build(message)
             let length = Int(message.pointee.nlmsg_len)
@@ -190,9 +193,9 @@ public final class RouteNetlink {
         }
         try withoutActuallyEscaping(onReply) { onReply in
             let context = ReplyContext(onReply)
-            // One request yields at most a reply and an acknowledgement; the bound only guards against a
-            // socket that keeps delivering unrelated messages.
-            for _ in 0..<64 {
+            // One request yields at most a reply and an acknowledgement, a dump a few buffers (hundreds of
+            // objects each); the bound only guards against a socket that keeps delivering messages.
+            for _ in 0..<(dump ? 4096 : 64) {
                 let received = buffer.withUnsafeMutableBytes { raw in
                     Self.retryingInterrupts { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
                 }
@@ -227,13 +230,13 @@ public final class RouteNetlink {
         return -1
     }
 
-    private static func putHeader<Header>(_ message: UnsafeMutablePointer<nlmsghdr>, _ header: Header) -> UnsafeMutableRawPointer {
+    static func putHeader<Header>(_ message: UnsafeMutablePointer<nlmsghdr>, _ header: Header) -> UnsafeMutableRawPointer {
         let space = mnl_nlmsg_put_extra_header(message, MemoryLayout<Header>.size)!
         space.storeBytes(of: header, as: Header.self)
         return space
     }
 
-    private static func putAddress(_ message: UnsafeMutablePointer<nlmsghdr>, type: UInt16, _ address: IPAddress) {
+    static func putAddress(_ message: UnsafeMutablePointer<nlmsghdr>, type: UInt16, _ address: IPAddress) {
         address.bytes.withUnsafeBytes { mnl_attr_put(message, type, $0.count, $0.baseAddress) }
     }
 
@@ -241,7 +244,7 @@ public final class RouteNetlink {
         ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0)
     }
 
-    private static func addressFamily(_ family: IPFamily) -> UInt8 {
+    static func addressFamily(_ family: IPFamily) -> UInt8 {
         UInt8(family == .ipv4 ? AF_INET : AF_INET6)
     }
 }

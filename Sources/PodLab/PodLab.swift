@@ -43,6 +43,24 @@ public final class PodLab: Sendable {
         public var peerTCP: [UInt16] = [53, 80, 443, 8000]
         /// UDP ports served in the peer on each of its addresses.
         public var peerUDP: [UInt16] = [53, 5000]
+        /// UDP sockets in the pod (besides the DNS proxy's), each bound to one address like the peer's:
+        /// a local DNS server on 127.0.0.53:53, the app's own UDP port.
+        public var podUDP: [Endpoint] = []
+
+        public init() {}
+    }
+
+    /// Everything that shapes a lab besides its name.
+    public struct Layout: Sendable {
+        public var ports = Ports()
+        /// Who runs the sidecar: owner of the 15001, 15006 and 15053 listeners. It matters where rules
+        /// match the proxy's own sockets, e.g. the DNS proxy's replies (`udp sport 15053 skuid U`).
+        public var proxy: SocketOwner = .proxy
+        /// `IP_TRANSPARENT` on the 15006 listeners, as Envoy sets it in TPROXY mode: the kernel hands a
+        /// TPROXY'd connection only to a transparent socket.
+        public var transparentInboundListener = false
+        /// More veth pairs between pod and peer, for rules that name interfaces (`-c`, `-k`).
+        public var links: [Link] = []
 
         public init() {}
     }
@@ -53,11 +71,19 @@ public final class PodLab: Sendable {
     public let peer: NetworkNamespace
     public let podServer: ProbeServer
     public let peerServer: ProbeServer
+    public let layout: Layout
     private let tornDown = Mutex(false)
 
     /// Builds the topology and starts the servers. Namespace names are `<prefix>-pod-<pid>-<random>` and
     /// `<prefix>-peer-<pid>-<random>`, so parallel tests and leftover runs never collide.
-    public init(prefix: String = "sluice-lab", ports: Ports = Ports()) throws {
+    public convenience init(prefix: String = "sluice-lab", ports: Ports = Ports()) throws {
+        var layout = Layout()
+        layout.ports = ports
+        try self.init(prefix: prefix, layout: layout)
+    }
+
+    public init(prefix: String = "sluice-lab", layout: Layout) throws {
+        self.layout = layout
         Self.removeStaleNamespaces(prefix: prefix)
         let tag = "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         podNamespaceName = "\(prefix)-pod-\(tag)"
@@ -69,9 +95,10 @@ public final class PodLab: Sendable {
             peer = try NetworkNamespace.create(named: peerNamespaceName)
             created.append(peerNamespaceName)
             try Self.wire(pod: pod, peer: peer)
-            podServer = try ProbeServer(side: .pod, namespace: pod, listeners: Self.podListeners(ports))
+            for link in layout.links { try link.wire(pod: pod, peer: peer) }
+            podServer = try ProbeServer(side: .pod, namespace: pod, listeners: Self.podListeners(layout))
             do {
-                peerServer = try ProbeServer(side: .peer, namespace: peer, listeners: Self.peerListeners(ports))
+                peerServer = try ProbeServer(side: .peer, namespace: peer, listeners: Self.peerListeners(layout))
             } catch {
                 podServer.stop()
                 throw error
@@ -144,7 +171,22 @@ public final class PodLab: Sendable {
 
     // MARK: Building
 
+    /// ICMP errors (port or host unreachable) are rate-limited per destination by default, so a probe
+    /// that should be refused at once sometimes waits for its timeout instead. Best effort: a kernel
+    /// without these knobs just keeps its limits.
+    private static func disableICMPRateLimits() {
+        for path in ["/proc/sys/net/ipv4/icmp_ratelimit", "/proc/sys/net/ipv6/icmp/ratelimit"] {
+            // /proc/sys/net shows the network namespace of the thread that opens it.
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            _ = write(fd, "0\n", 2)
+            close(fd)
+        }
+    }
+
     private static func wire(pod: NetworkNamespace, peer: NetworkNamespace) throws {
+        try pod.run { disableICMPRateLimits() }
+        try peer.run { disableICMPRateLimits() }
         // Order matters: both ends up before addresses, addresses before routes via them.
         try pod.run {
             let netlink = try RouteNetlink()
@@ -177,32 +219,36 @@ public final class PodLab: Sendable {
     private static let anyIPv4 = IPAddress("0.0.0.0")!
     private static let anyIPv6 = IPAddress("::")!
 
-    static func podListeners(_ ports: Ports) -> [Listener] {
+    static func podListeners(_ layout: Layout) -> [Listener] {
         var listeners: [Listener] = []
+        let proxy = layout.proxy
         // The proxy's and the agent's listeners belong to the proxy UID, as in a real sidecar.
         for any in [anyIPv4, anyIPv6] {
-            listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy, owner: .proxy))
-            listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy, owner: .proxy))
-            for port in ports.podTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .app, owner: .app)) }
+            listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy, owner: proxy))
+            listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy, owner: proxy,
+                                      transparent: layout.transparentInboundListener))
+            for port in layout.ports.podTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .app, owner: .app)) }
         }
         // Like pilot-agent's DNS proxy: loopback only. REDIRECT of locally generated packets rewrites the
         // destination to 127.0.0.1 / ::1, so replies leave from the address conntrack expects.
         for loopback in [IPAddress("127.0.0.1")!, IPAddress.ipv6Loopback] {
-            listeners.append(Listener(.tcp, Endpoint(loopback, 15053), .dnsProxy, owner: .proxy))
-            listeners.append(Listener(.udp, Endpoint(loopback, 15053), .dnsProxy, owner: .proxy))
+            listeners.append(Listener(.tcp, Endpoint(loopback, 15053), .dnsProxy, owner: proxy))
+            listeners.append(Listener(.udp, Endpoint(loopback, 15053), .dnsProxy, owner: proxy))
         }
+        for endpoint in layout.ports.podUDP { listeners.append(Listener(.udp, endpoint, .app, owner: .app)) }
         return listeners
     }
 
-    static func peerListeners(_ ports: Ports) -> [Listener] {
+    static func peerListeners(_ layout: Layout) -> [Listener] {
         var listeners: [Listener] = []
         for any in [anyIPv4, anyIPv6] {
-            for port in ports.peerTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .peer)) }
+            for port in layout.ports.peerTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .peer)) }
         }
         // One UDP socket per address: a wildcard socket would answer from the address routing picks
         // (192.0.2.1), which the prober's connected socket would discard.
-        for address in [peerIPv4, peerIPv6] + externalIPv4 + externalIPv6 {
-            for port in ports.peerUDP { listeners.append(Listener(.udp, Endpoint(address, port), .peer)) }
+        let linkAddresses = layout.links.flatMap { $0.peerAddresses.map(\.address) }
+        for address in [peerIPv4, peerIPv6] + externalIPv4 + externalIPv6 + linkAddresses {
+            for port in layout.ports.peerUDP { listeners.append(Listener(.udp, Endpoint(address, port), .peer)) }
         }
         return listeners
     }

@@ -33,12 +33,16 @@ public struct Listener: Sendable, Hashable {
     /// Who owns the listening socket. It matters for UDP: replies leave from the listening socket, and
     /// Istio's DNS rules pick the conntrack zone of the DNS proxy's answers by `skuid 1337`.
     public var owner: SocketOwner?
+    /// `IP_TRANSPARENT` / `IPV6_TRANSPARENT`: TPROXY delivers connections for any address to it.
+    public var transparent: Bool
 
-    public init(_ transport: TransportProtocol, _ endpoint: Endpoint, _ role: ListenerRole, owner: SocketOwner? = nil) {
+    public init(_ transport: TransportProtocol, _ endpoint: Endpoint, _ role: ListenerRole, owner: SocketOwner? = nil,
+                transparent: Bool = false) {
         self.transport = transport
         self.endpoint = endpoint
         self.role = role
         self.owner = owner
+        self.transparent = transparent
     }
 }
 
@@ -191,6 +195,14 @@ private final class Engine: @unchecked Sendable {
             var on: Int32 = 1
             let size = socklen_t(MemoryLayout<Int32>.size)
             try Posix.call("setsockopt(SO_REUSEADDR)") { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size) }
+            if listener.transparent {
+                // The kernel hands a TPROXY'd connection only to a transparent socket (needs CAP_NET_ADMIN,
+                // which setfsuid keeps).
+                let (level, option) = family == AF_INET ? (Int32(IPPROTO_IP), ipTransparent) : (Int32(IPPROTO_IPV6), ipv6Transparent)
+                try Posix.call("setsockopt(\(family == AF_INET ? "IP_TRANSPARENT" : "IPV6_TRANSPARENT"))") {
+                    setsockopt(fd, level, option, &on, size)
+                }
+            }
             if family == AF_INET6 {
                 // IPv4 gets its own socket: a v4-mapped connection on a v6 socket cannot answer
                 // SO_ORIGINAL_DST, which conntrack serves per family.
@@ -284,4 +296,7 @@ private final class Engine: @unchecked Sendable {
 
     /// `SO_ORIGINAL_DST` (<linux/netfilter_ipv4.h>) and `IP6T_SO_ORIGINAL_DST` share the value 80.
     static let soOriginalDestination: Int32 = 80
+    /// <linux/in.h> and <linux/in6.h>; Swift's Glibc module does not export them.
+    static let ipTransparent: Int32 = 19
+    static let ipv6Transparent: Int32 = 75
 }

@@ -9,7 +9,9 @@ struct ProgrammingError: Error {
 }
 
 /// The kernel step of `sluice-init`, in the current network namespace: pre-flight, skip when the
-/// kernel already holds this exact ruleset, otherwise one netlink transaction.
+/// kernel already holds this exact ruleset (read back rule for rule), otherwise one netlink transaction; then the policy routing
+/// and addresses of the routing plan (Istio's order: after the rules), each step checked first so a
+/// re-run adds nothing.
 struct RulesetProgrammer {
     /// What happened, for the one line `sluice-init` prints on success.
     struct Outcome: CustomStringConvertible {
@@ -17,52 +19,73 @@ struct RulesetProgrammer {
         let action: Action
         let ruleset: Ruleset
         let milliseconds: Double
+        var routing = PolicyRouting.Report()
 
         var description: String {
             let tables = ruleset.tables.map { table in
                 "inet \(table.name) (\(table.chains.reduce(0) { $0 + $1.rules.count }) rules, \(table.sets.count) sets)"
             }.joined(separator: ", ")
             let time = String(Int((milliseconds * 10).rounded()) / 10) + "." + String(Int((milliseconds * 10).rounded()) % 10)
+            let routingSummary = routing.changed.isEmpty && routing.unchanged.isEmpty ? "" : "; routing: \(routing)"
             switch action {
             case .applied:
                 return "programmed \(tables) in one nftables transaction (\(time) ms); ruleset \(ruleset.fingerprint)"
+                    + routingSummary
             case .alreadyInPlace:
-                return "ruleset \(ruleset.fingerprint) already in place (\(tables)); nothing changed"
+                return "ruleset \(ruleset.fingerprint) already in place (\(tables)); "
+                    + (routing.changed.isEmpty ? "nothing changed" : "routing: \(routing)")
             case .removed:
                 return "removed tables \(Ruleset.ownedTableNames.map { "inet \($0)" }.joined(separator: ", ")) "
-                    + "(\(time) ms); nothing else touched"
+                    + "(\(time) ms)" + (routingSummary.isEmpty ? "; nothing else touched" : routingSummary)
             }
         }
     }
 
-    /// Applies `ruleset`, or removes every owned table when it has none (`--cleanup-only`).
-    func program(_ ruleset: Ruleset, enableIPv6: Bool) throws -> Outcome {
+    /// Applies `ruleset` and then `routing`, or removes every owned table when the ruleset has none
+    /// (`--cleanup-only`) and then takes `routing` away.
+    func program(_ ruleset: Ruleset, routing: RoutingPlan) throws -> Outcome {
         let start = monotonicMilliseconds()
         do {
             try ProcessCapabilities.requireNetAdmin(to: "program nftables")
             let client = try NftablesClient()
             if ruleset.tables.isEmpty {
                 try client.removeOwnedTables()
-                return Outcome(action: .removed, ruleset: ruleset, milliseconds: monotonicMilliseconds() - start)
+                let report = try carryOut(routing, after: "the istio-proxy tables are removed")
+                return Outcome(action: .removed, ruleset: ruleset, milliseconds: monotonicMilliseconds() - start,
+                               routing: report)
             }
-            let alreadyInPlace = try client.ownedTableState() == OwnedTableState(expecting: ruleset)
+            // Skip only when the kernel holds exactly this ruleset, rule for rule: a re-run then keeps
+            // the counters, and any drift (another agent's edit) is overwritten, as Istio's rebuild does.
+            let current = try NftablesReadback().read()
+            let alreadyInPlace = current.firstDifference(from: try NftablesSnapshot(expecting: ruleset)) == nil
             if !alreadyInPlace {
-                try client.apply(ruleset)
+                try client.apply(ruleset, existingTables: Set(current.tables.map(\.name)))
             }
-            if enableIPv6 {
-                // Inbound passthrough binds ::6 as its source; unlike 127.0.0.0/8, IPv6 lo only owns ::1.
-                do {
-                    try RouteNetlink.ensureAddress(IPAddress("::6")!, prefixLength: 128, on: "lo")
-                } catch {
-                    throw ProgrammingError(
-                        message: "rules are in place but adding ::6/128 to lo failed (\(error)); "
-                            + "IPv6 inbound passthrough from ::6 will not work", exitCode: 1)
-                }
-            }
+            let report = try carryOut(routing, after: "the nftables rules are in place")
             return Outcome(action: alreadyInPlace ? .alreadyInPlace : .applied, ruleset: ruleset,
-                           milliseconds: monotonicMilliseconds() - start)
+                           milliseconds: monotonicMilliseconds() - start, routing: report)
         } catch let error as KernelError {
             throw ProgrammingError(message: error.description, exitCode: error.exitCode)
+        }
+    }
+
+    /// The routing plan, with a failure worded for the user: what is in place, which `ip` step failed
+    /// and what that breaks. Exit 1 like any other kernel refusal.
+    private func carryOut(_ routing: RoutingPlan, after done: String) throws(ProgrammingError) -> PolicyRouting.Report {
+        do {
+            return try PolicyRouting.carryOut(routing)
+        } catch {
+            let consequence: String
+            switch routing.direction {
+            case .apply:
+                let tproxy = routing.steps.contains { if case .fwmarkRule = $0 { true } else { false } }
+                consequence = tproxy
+                    ? "TPROXY inbound capture will not work until it succeeds; re-run sluice-init"
+                    : "IPv6 inbound passthrough from ::6 will not work until it succeeds; re-run sluice-init"
+            case .remove:
+                consequence = "re-run sluice-init --cleanup-only to finish"
+            }
+            throw ProgrammingError(message: "\(done) but policy routing failed at \(error); \(consequence)", exitCode: 1)
         }
     }
 

@@ -5,7 +5,8 @@ import Glibc
 ///
 /// The pipeline is pure up to the last step (settings → config → ruleset → text); only `apply`
 /// touches the kernel, and only through `Netfilter`. Exit codes: 0 done (or nothing to do), 2 bad
-/// configuration (nothing changed), 1 the kernel refused (nothing changed: the batch is atomic).
+/// configuration (nothing changed), 1 the kernel refused (nothing changed: the batch is atomic), 126
+/// `--run-validation` failed (Istio's code, which istio-cni's repair controller acts on).
 public enum SluiceInitCommand {
     public static func main(arguments: [String], environment: [String: String]) -> Int32 {
         var output = StandardStreams()
@@ -33,14 +34,11 @@ public enum SluiceInitCommand {
         for warning in resolved.warnings { output.err("sluice-init: warning: \(warning)") }
         let options = resolved.runOptions
 
-        if let refusal = unsupported(resolved) {
-            output.err("sluice-init: \(refusal)")
-            return 2
-        }
-
         let ruleset = options.cleanupOnly ? Ruleset(tables: []) : RulesetBuilder.build(resolved.config).stamped()
+        let routing = options.cleanupOnly ? RoutingPlan.cleanup(for: resolved.config) : RoutingPlan.apply(for: resolved.config)
         if options.dryRun {
-            let text = options.cleanupOnly ? NftTextRenderer.renderCleanup() : NftTextRenderer.render(ruleset)
+            let text = (options.cleanupOnly ? NftTextRenderer.renderCleanup() : NftTextRenderer.render(ruleset))
+                + routing.dryRunComments
             if let path = options.dryRunFilePath {
                 guard writeFile(path, text) else {
                     output.err("sluice-init: cannot write DRY_RUN_FILE_PATH \(path): \(String(cString: strerror(errno)))")
@@ -51,11 +49,17 @@ public enum SluiceInitCommand {
             }
             return 0
         }
-        if options.skipRuleApply { return 0 }
+        if options.skipRuleApply {
+            // CNI mode: the rules are someone else's, so only Istio's probe can judge them.
+            return options.runValidation ? Validation.probe(resolved, output: &output) : 0
+        }
 
         do {
-            let outcome = try RulesetProgrammer().program(ruleset, enableIPv6: resolved.config.enableIPv6)
+            let outcome = try RulesetProgrammer().program(ruleset, routing: routing)
             output.out("sluice-init: \(outcome)")
+            if options.runValidation && !options.cleanupOnly {
+                return Validation.afterApply(ruleset, resolved, output: &output)
+            }
             return 0
         } catch let error as ProgrammingError {
             output.err("sluice-init: \(error.message)")
@@ -64,21 +68,6 @@ public enum SluiceInitCommand {
             output.err("sluice-init: \(error)")
             return 1
         }
-    }
-
-    /// What this build cannot honour yet is refused up front, with nothing changed, rather than
-    /// half-done: TPROXY needs its policy routes, validation its probe server.
-    static func unsupported(_ resolved: ResolvedCapture) -> String? {
-        let options = resolved.runOptions
-        if options.runValidation {
-            return "--run-validation (RUN_VALIDATION) is not supported by this sluice-init yet; "
-                + "drop the flag and check capture with a probe connection instead"
-        }
-        if resolved.config.interceptionMode == .tproxy && !options.dryRun && !options.cleanupOnly && !options.skipRuleApply {
-            return "-m TPROXY (ISTIO_INBOUND_INTERCEPTION_MODE) is not supported by this sluice-init yet: "
-                + "its policy routes are not programmed; use -m REDIRECT (--dry-run shows the TPROXY rules)"
-        }
-        return nil
     }
 
     private static func writeFile(_ path: String, _ text: String) -> Bool {

@@ -197,6 +197,9 @@ struct SettingsResolutionTests {
             == "invalid fwmark \"0x10\" in --istio-inbound-tproxy-mark (-t): want 1-4294967295")
         #expect(error(["-m", "TPROXY", "-r", "0"], [:], FakeFacts())
             == "invalid routing table \"0\" in --istio-inbound-tproxy-route-table (-r): want 1-4294967295")
+        #expect(error(["-m", "TPROXY", "-r", "254"], [:], FakeFacts())
+            == "routing table 254 in --istio-inbound-tproxy-route-table (-r) is one of the kernel's own "
+                + "(253 default, 254 main, 255 local): pick a free table such as 133")
         #expect(error(["-m", "TPROXY"], ["ISTIO_INBOUND_TPROXY_MARK": ""], FakeFacts())
             == "invalid fwmark \"\" in env ISTIO_INBOUND_TPROXY_MARK (--istio-inbound-tproxy-mark): want 1-4294967295")
         // Istio never reads them in REDIRECT mode.

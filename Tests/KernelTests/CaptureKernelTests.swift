@@ -268,23 +268,3 @@ enum Family: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// Not `external`, so "port 53 elsewhere" has somewhere to go.
     var dnsServer: IPAddress { self == .ipv4 ? PodLab.externalIPv4[1] : PodLab.peerIPv6 }
 }
-
-/// The built `sluice-init`, next to the test bundle in the build directory (or `$SLUICE_INIT`).
-func sluiceInitPath() throws -> String {
-    if let override = getenv("SLUICE_INIT") { return String(cString: override) }
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    try #require(length > 0, "readlink /proc/self/exe: \(String(cString: strerror(errno)))")
-    let executablePath = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    var directory = Substring(executablePath)
-    // The test binary sits in the build directory itself, or inside an .xctest bundle within it.
-    var candidates: [String] = []
-    for _ in 0..<3 {
-        guard let slash = directory.lastIndex(of: "/") else { break }
-        directory = directory[..<slash]
-        candidates.append("\(directory)/sluice-init")
-    }
-    let found = candidates.first { path in access(path, X_OK) == 0 }
-    let hint: Comment = "sluice-init not built next to the tests (looked at \(candidates)); run `swift build --product sluice-init` with the same scratch path, or set SLUICE_INIT"
-    return try #require(found, hint)
-}

@@ -10,10 +10,12 @@ func requireRoot() throws {
 
 /// Finds a tool the tests use to observe or set up (never Sources/).
 func executable(_ name: String) throws -> String {
-    let directories = ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
-    let candidates: [String] = directories.map { "\($0)/\(name)" }
-    let found = candidates.first { path in access(path, X_OK) == 0 }
-    return try #require(found, "\(name) not found in \(directories)")
+    try PodLab.systemExecutable(name)
+}
+
+/// The built `sluice-init`, next to the test bundle in the build directory (or `$SLUICE_INIT`).
+func sluiceInitPath() throws -> String {
+    try PodLab.sluiceInitExecutable()
 }
 
 /// Loads nft text into the pod's namespace with `nft -f`.

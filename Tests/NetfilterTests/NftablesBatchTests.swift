@@ -75,6 +75,20 @@ import Testing
         #expect(flags.filter { $0.type == Self.type(NFT_MSG_NEWRULE) }.allSatisfy { $0.flags & UInt16(NLM_F_APPEND) != 0 })
     }
 
+    @Test func knownExistingTablesAreDeletedAndOnlyThose() throws {
+        let fresh = try NftablesBatch(applying: SampleRulesets.small, existingTables: [])
+        #expect(fresh.messages.prefix(3).map(\.description) == [
+            "table inet istio-proxy-nat", "chain output in table inet istio-proxy-nat",
+            "chain istio-output in table inet istio-proxy-nat",
+        ])
+        #expect(!fresh.messages.contains { $0.description.hasPrefix("removal") })
+
+        let rerun = try NftablesBatch(applying: SampleRulesets.small, existingTables: ["istio-proxy-nat", "istio-proxy-raw"])
+        #expect(rerun.messages.filter { $0.description.hasPrefix("removal") }.map(\.description)
+            == ["removal of table inet istio-proxy-nat", "removal of table inet istio-proxy-raw"])
+        #expect(rerun.messages.first?.description == "removal of table inet istio-proxy-nat")
+    }
+
     @Test func cleanupRemovesAllThreeOwnedTablesAndNothingElse() throws {
         let batch = NftablesBatch.removingOwnedTables()
         #expect(batch.messages.map(\.description) == Ruleset.ownedTableNames.flatMap {

@@ -1,0 +1,585 @@
+import Capture
+import CNetfilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sluice's owned tables as comparable text: what the kernel holds (`NftablesReadback.read()`) or what
+/// a ruleset's batch would make it hold (`NftablesSnapshot(expecting:)`).
+///
+/// Both sides go through the same libnftnl parser and printer, so a rule reads the same whether it
+/// came from the batch Sluice sends or from the kernel's dump. Handles, positions, counter values and
+/// other bookkeeping the kernel adds are left out: two snapshots are equal exactly when the kernel runs
+/// the same tables, chains, sets, elements and expressions in the same order.
+public struct NftablesSnapshot: Sendable, Hashable {
+    public struct Table: Sendable, Hashable {
+        public var name: String
+        public var comment: String?
+        public var sets: [NamedSet]
+        public var chains: [Chain]
+
+        public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
+        public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
+    }
+
+    public struct NamedSet: Sendable, Hashable {
+        public var name: String
+        /// `type ipv4_addr; flags interval`
+        public var declaration: String
+        /// One line per element the kernel stores (interval sets store range boundaries), sorted:
+        /// element order in a set carries no meaning.
+        public var elements: [String]
+    }
+
+    public struct Chain: Sendable, Hashable {
+        public var name: String
+        /// `type nat hook output priority -100; policy accept`, nil for a regular chain.
+        public var base: String?
+        public var rules: [Rule]
+    }
+
+    public struct Rule: Sendable, Hashable, CustomStringConvertible {
+        /// libnftnl's text of each expression (`[ meta load l4proto => reg 1 ]`), counters without values.
+        public var expressions: [String]
+        public var comment: String?
+
+        public var description: String {
+            expressions.joined(separator: " ") + (comment.map { " comment \"\($0)\"" } ?? "")
+        }
+    }
+
+    /// The owned tables present, in `Ruleset.ownedTableNames` order.
+    public var tables: [Table]
+
+    public init(tables: [Table]) { self.tables = tables }
+
+    public func table(named name: String) -> Table? { tables.first { $0.name == name } }
+}
+
+extension NftablesSnapshot {
+    /// What the kernel holds right after `NftablesBatch(applying: ruleset)` was committed: the batch's
+    /// own messages replayed (tables created, deleted and created again; sets, chains and rules parsed
+    /// back with libnftnl), plus the set elements the batch carries.
+    public init(expecting ruleset: Ruleset) throws(KernelError) {
+        let batch = try NftablesBatch(applying: ruleset)
+        guard let messages = NetlinkMessage.split(batch.bytes) else {
+            throw .unexpectedReply("the batch for the expected ruleset does not split into messages")
+        }
+        var tables: [Table] = []
+        func index(_ name: String) -> Int? { tables.firstIndex { $0.name == name } }
+        for message in messages {
+            let type = Int(message.type & 0xff)
+            switch UInt32(type) {
+            case NFT_MSG_NEWTABLE.rawValue:
+                guard let parsed = message.withHeader(Readback.parseTable) else { throw Readback.unparsable("table") }
+                // Like the kernel: creating an existing table (no NLM_F_EXCL) changes nothing.
+                if index(parsed.name) == nil {
+                    tables.append(Table(name: parsed.name, comment: parsed.comment, sets: [], chains: []))
+                }
+            case NFT_MSG_DELTABLE.rawValue:
+                guard let parsed = message.withHeader(Readback.parseTable) else { throw Readback.unparsable("table") }
+                tables.removeAll { $0.name == parsed.name }
+            case NFT_MSG_NEWSET.rawValue:
+                guard let (table, set, _) = message.withHeader(Readback.parseSet), let at = index(table) else {
+                    throw Readback.unparsable("set")
+                }
+                // libnftnl cannot parse the batch's element lists back (nft numbers the nested
+                // elements where its parser wants NFTA_LIST_ELEM), so they come from the model the
+                // batch was encoded from.
+                var withElements = set
+                if let contents = ruleset.table(named: table)?.sets.first(where: { $0.name == set.name })?.elements {
+                    withElements.elements = Readback.render(NftablesSetElement.elements(of: contents),
+                                                            keyType: NftablesSetContents(contents).keyType)
+                }
+                tables[at].sets.append(withElements)
+            case NFT_MSG_NEWCHAIN.rawValue:
+                guard let (table, chain) = message.withHeader(Readback.parseChain), let at = index(table) else {
+                    throw Readback.unparsable("chain")
+                }
+                tables[at].chains.append(chain)
+            case NFT_MSG_NEWRULE.rawValue:
+                guard let (table, chain, rule) = message.withHeader(Readback.parseRule), let at = index(table),
+                      let chainIndex = tables[at].chains.firstIndex(where: { $0.name == chain }) else {
+                    throw Readback.unparsable("rule")
+                }
+                tables[at].chains[chainIndex].rules.append(rule)
+            default:
+                // Batch markers and element messages (accounted for with their set).
+                continue
+            }
+        }
+        self.init(tables: Readback.ordered(tables))
+    }
+
+    /// The first way `self` (the kernel) differs from `expected`, as one sentence naming the object, or
+    /// nil when they are the same.
+    public func firstDifference(from expected: NftablesSnapshot) -> String? {
+        for wanted in expected.tables {
+            guard let held = table(named: wanted.name) else {
+                return "table inet \(wanted.name) is missing in the kernel"
+            }
+            if let difference = Readback.difference(held, wanted) { return difference }
+        }
+        for held in tables where expected.table(named: held.name) == nil {
+            return "extra table inet \(held.name) in the kernel (\(held.chains.count) chains, "
+                + "\(held.chains.reduce(0) { $0 + $1.rules.count }) rules)"
+        }
+        return nil
+    }
+}
+
+/// Reads Sluice's owned tables back from the kernel over netlink, in the network namespace of the
+/// thread that creates it, to check that what was programmed is what runs.
+public final class NftablesReadback {
+    private let socket: NftablesSocket
+    private var nextSequence: UInt32
+
+    private static let replyTimeoutMilliseconds: Int32 = 10_000
+
+    public init() throws(KernelError) {
+        socket = try NftablesSocket()
+        // Distinct from other clients' (which start at the time), so stale answers cannot match.
+        nextSequence = UInt32(truncatingIfNeeded: time(nil)) &+ 0x4000_0000
+    }
+
+    /// The owned tables as the kernel holds them, read consistently: the dumps are repeated if the
+    /// ruleset generation changed while they ran.
+    public func read() throws(KernelError) -> NftablesSnapshot {
+        // Bounded: another agent rewriting the rules non-stop makes every pass inconsistent.
+        for _ in 0..<5 {
+            let before = try generation()
+            let snapshot = try readOnce()
+            if try generation() == before { return snapshot }
+        }
+        throw .unexpectedReply("the ruleset kept changing while it was read back")
+    }
+
+    /// The first difference between the kernel's owned tables and what applying `ruleset` programs,
+    /// nil when they are the same.
+    public func firstDifference(from ruleset: Ruleset) throws(KernelError) -> String? {
+        let expected = try NftablesSnapshot(expecting: ruleset)
+        return try read().firstDifference(from: expected)
+    }
+
+    // MARK: Private
+
+    private func readOnce() throws(KernelError) -> NftablesSnapshot {
+        let owned = Set(Ruleset.ownedTableNames)
+        let parsedTables = try dump(Readback.request(NFT_MSG_GETTABLE), Readback.parseTable)
+            .filter { owned.contains($0.name) }
+        guard !parsedTables.isEmpty else { return NftablesSnapshot(tables: []) }
+        let present = Set(parsedTables.map(\.name))
+        var tables = parsedTables.map { NftablesSnapshot.Table(name: $0.name, comment: $0.comment, sets: [], chains: []) }
+        func index(_ name: String) -> Int? { tables.firstIndex { $0.name == name } }
+
+        for (table, set, keyType) in try dump(Readback.request(NFT_MSG_GETSET), Readback.parseSet) where present.contains(table) {
+            guard let at = index(table) else { continue }
+            var withElements = set
+            let elements = try dump(Readback.elementRequest(table: table, set: set.name), Readback.parseElements)
+            withElements.elements = Readback.render(elements.flatMap { $0 }, keyType: keyType)
+            tables[at].sets.append(withElements)
+        }
+        for (table, chain) in try dump(Readback.request(NFT_MSG_GETCHAIN), Readback.parseChain) where present.contains(table) {
+            if let at = index(table) { tables[at].chains.append(chain) }
+        }
+        for (table, chain, rule) in try dump(Readback.request(NFT_MSG_GETRULE), Readback.parseRule) where present.contains(table) {
+            guard let at = index(table), let chainIndex = tables[at].chains.firstIndex(where: { $0.name == chain }) else {
+                throw .unexpectedReply("a rule of chain \(chain), which the chain dump of inet \(table) did not list")
+            }
+            tables[at].chains[chainIndex].rules.append(rule)
+        }
+        return NftablesSnapshot(tables: Readback.ordered(tables))
+    }
+
+    /// The ruleset generation: the kernel bumps it on every committed transaction.
+    private func generation() throws(KernelError) -> UInt32 {
+        let sequence = nextSequence
+        nextSequence &+= 1
+        try socket.discardQueuedReplies()
+        try socket.send(Readback.build(capacity: 64) { buffer in
+            nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC), 0, sequence)
+        })
+        let deadline = ContinuousClock.now + .milliseconds(Int(Self.replyTimeoutMilliseconds))
+        // Bounded by the deadline: the kernel answers with one message.
+        while ContinuousClock.now < deadline {
+            guard let datagram = try socket.receive(timeout: Self.replyTimeoutMilliseconds),
+                  let messages = NetlinkMessage.split(datagram) else { break }
+            for message in messages where message.sequence == sequence {
+                if Int32(message.type) == NLMSG_ERROR, let status = message.status, status != 0 {
+                    throw Readback.dumpError("the ruleset generation", status)
+                }
+                if let id = message.withHeader(Readback.parseGeneration) { return id }
+            }
+        }
+        throw .unexpectedReply("no answer to the ruleset generation request")
+    }
+
+    /// Every object one dump request returns, restarting if the ruleset changed mid-dump (as
+    /// `NftablesClient` does for its own reads).
+    private func dump<Value>(_ request: (UInt32) -> [UInt8],
+                             _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value] {
+        for _ in 0..<5 {
+            let sequence = nextSequence
+            nextSequence &+= 1
+            try socket.discardQueuedReplies()
+            try socket.send(request(sequence))
+            var values: [Value] = []
+            var interrupted = false
+            var done = false
+            let deadline = ContinuousClock.now + .milliseconds(Int(Self.replyTimeoutMilliseconds))
+            // Bounded by the deadline: each datagram holds at least one object or ends the dump.
+            while !done {
+                guard ContinuousClock.now < deadline,
+                      let datagram = try socket.receive(timeout: Self.replyTimeoutMilliseconds) else {
+                    throw .unexpectedReply("a read-back dump did not finish")
+                }
+                guard let messages = NetlinkMessage.split(datagram) else {
+                    throw .unexpectedReply("a malformed netlink datagram of \(datagram.count) bytes")
+                }
+                for message in messages where message.sequence == sequence {
+                    if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                    switch Int32(message.type) {
+                    case NLMSG_DONE:
+                        if let status = message.status, status != 0 { throw Readback.dumpError("the ruleset", status) }
+                        done = true
+                    case NLMSG_ERROR:
+                        guard let status = message.status else {
+                            throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
+                        }
+                        if status == 0 { continue }
+                        throw Readback.dumpError("the ruleset", status)
+                    default:
+                        guard let value = message.withHeader(parse) else {
+                            throw .unexpectedReply("a dumped message libnftnl cannot parse")
+                        }
+                        values.append(value)
+                    }
+                }
+            }
+            if !interrupted { return values }
+        }
+        throw .unexpectedReply("the ruleset kept changing while it was read back")
+    }
+}
+
+/// Parsing and printing shared by both sides of the comparison.
+enum Readback {
+    struct ParsedTable { var name: String; var comment: String? }
+
+    /// One element as the kernel stores it.
+    struct Element { var key: [UInt8]; var isIntervalEnd: Bool; var isOpenInterval: Bool }
+
+    /// nft's names of the key datatypes Sluice uses.
+    static let keyTypeNames: [UInt32: String] = [7: "ipv4_addr", 8: "ipv6_addr", 13: "inet_service"]
+
+    static func unparsable(_ kind: String) -> KernelError {
+        .unexpectedReply("a \(kind) message of the expected batch that libnftnl cannot parse")
+    }
+
+    static func dumpError(_ object: String, _ status: Int32) -> KernelError {
+        let operation = "read back \(object)"
+        switch status {
+        case EPERM, EACCES: return .permissionDenied(operation: operation)
+        case EOPNOTSUPP, EAFNOSUPPORT: return .nftablesUnavailable(operation: operation, errno: status)
+        default: return .systemCall(operation, errno: status)
+        }
+    }
+
+    /// Owned tables in `Ruleset.ownedTableNames` order.
+    static func ordered(_ tables: [NftablesSnapshot.Table]) -> [NftablesSnapshot.Table] {
+        Ruleset.ownedTableNames.compactMap { name in tables.first { $0.name == name } }
+    }
+
+    // MARK: Requests
+
+    static func request(_ type: nf_tables_msg_types) -> (UInt32) -> [UInt8] {
+        { sequence in Nftnl.dumpRequest(type, sequence: sequence) }
+    }
+
+    static func elementRequest(table: String, set: String) -> (UInt32) -> [UInt8] {
+        { sequence in
+            build(capacity: 1024) { buffer in
+                guard let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue),
+                                                         UInt16(NFPROTO_INET), UInt16(NLM_F_DUMP), sequence),
+                      let object = nftnl_set_alloc() else { return nil }
+                defer { nftnl_set_free(object) }
+                // Names are at most 255 bytes (the kernel's limit), well inside the buffer.
+                _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_TABLE.rawValue), table)
+                _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_NAME.rawValue), set)
+                nftnl_set_elems_nlmsg_build_payload(header, object)
+                return header
+            }
+        }
+    }
+
+    /// One message built in a zeroed buffer of `capacity` bytes, cut to its length.
+    static func build(capacity: Int, _ body: (UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<nlmsghdr>?) -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        guard let header = body(buffer.assumingMemoryBound(to: CChar.self)) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: buffer, count: min(Int(header.pointee.nlmsg_len), capacity)))
+    }
+
+    // MARK: Parsing
+
+    static func parseGeneration(_ message: UnsafePointer<nlmsghdr>) -> UInt32? {
+        guard let generation = nftnl_gen_alloc() else { return nil }
+        defer { nftnl_gen_free(generation) }
+        guard nftnl_gen_nlmsg_parse(message, generation) >= 0,
+              nftnl_gen_is_set(generation, UInt16(NFTNL_GEN_ID)) else { return nil }
+        return nftnl_gen_get_u32(generation, UInt16(NFTNL_GEN_ID))
+    }
+
+    static func parseTable(_ message: UnsafePointer<nlmsghdr>) -> ParsedTable? {
+        guard let table = nftnl_table_alloc() else { return nil }
+        defer { nftnl_table_free(table) }
+        guard nftnl_table_nlmsg_parse(message, table) >= 0,
+              let name = nftnl_table_get_str(table, UInt16(NFTNL_TABLE_NAME.rawValue)) else { return nil }
+        var length: UInt32 = 0
+        let data = nftnl_table_get_data(table, UInt16(NFTNL_TABLE_USERDATA.rawValue), &length)
+        return ParsedTable(name: String(cString: name), comment: Userdata.comment(in: bytes(data, length)))
+    }
+
+    /// The table, the set without its elements, and the key's datatype (to print the elements).
+    static func parseSet(_ message: UnsafePointer<nlmsghdr>) -> (String, NftablesSnapshot.NamedSet, UInt32)? {
+        guard let set = nftnl_set_alloc() else { return nil }
+        defer { nftnl_set_free(set) }
+        guard nftnl_set_nlmsg_parse(message, set) >= 0,
+              let table = nftnl_set_get_str(set, UInt16(NFTNL_SET_TABLE.rawValue)),
+              let name = nftnl_set_get_str(set, UInt16(NFTNL_SET_NAME.rawValue)) else { return nil }
+        func u32(_ attribute: nftnl_set_attr) -> UInt32 {
+            nftnl_set_is_set(set, UInt16(attribute.rawValue)) ? nftnl_set_get_u32(set, UInt16(attribute.rawValue)) : 0
+        }
+        let keyType = u32(NFTNL_SET_KEY_TYPE), keyLength = u32(NFTNL_SET_KEY_LEN), flags = u32(NFTNL_SET_FLAGS)
+        var declaration = "type " + (keyTypeNames[keyType].map { name in
+            // A known name with an unexpected length must still show as different.
+            keyLength == (keyType == 7 ? 4 : keyType == 8 ? 16 : 2) ? name : "\(name) (\(keyLength) bytes)"
+        } ?? "\(keyType) (\(keyLength) bytes)")
+        let interval = UInt32(NFT_SET_INTERVAL.rawValue)
+        if flags & interval != 0 { declaration += "; flags interval" }
+        if flags & ~interval != 0 { declaration += "; flags 0x" + String(flags & ~interval, radix: 16) }
+        return (String(cString: table), NftablesSnapshot.NamedSet(name: String(cString: name), declaration: declaration, elements: []),
+                keyType)
+    }
+
+    static func parseElements(_ message: UnsafePointer<nlmsghdr>) -> [Element]? {
+        guard let set = nftnl_set_alloc() else { return nil }
+        defer { nftnl_set_free(set) }
+        guard nftnl_set_elems_nlmsg_parse(message, set) >= 0, let iterator = nftnl_set_elems_iter_create(set) else {
+            return nil
+        }
+        defer { nftnl_set_elems_iter_destroy(iterator) }
+        var elements: [Element] = []
+        // `next` hands out the current element and advances; it ends at the list's end, so this is
+        // bounded by the elements one message holds.
+        while let element = nftnl_set_elems_iter_next(iterator) {
+            var length: UInt32 = 0
+            let key = bytes(nftnl_set_elem_get(element, UInt16(NFTNL_SET_ELEM_KEY), &length), length)
+            let flags = nftnl_set_elem_is_set(element, UInt16(NFTNL_SET_ELEM_FLAGS))
+                ? nftnl_set_elem_get_u32(element, UInt16(NFTNL_SET_ELEM_FLAGS)) : 0
+            let userdata = bytes(nftnl_set_elem_get(element, UInt16(NFTNL_SET_ELEM_USERDATA), &length), length)
+            let userFlags = Userdata.decode(userdata)?[UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue)] ?? []
+            let isOpen = userFlags.count == 4
+                && userFlags.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } & UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue) != 0
+            elements.append(Element(key: key, isIntervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0,
+                                    isOpenInterval: isOpen))
+        }
+        return elements
+    }
+
+    static func parseChain(_ message: UnsafePointer<nlmsghdr>) -> (String, NftablesSnapshot.Chain)? {
+        guard let chain = nftnl_chain_alloc() else { return nil }
+        defer { nftnl_chain_free(chain) }
+        guard nftnl_chain_nlmsg_parse(message, chain) >= 0,
+              let table = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_TABLE.rawValue)),
+              let name = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_NAME.rawValue)) else { return nil }
+        var base: String?
+        if nftnl_chain_is_set(chain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue)) {
+            let type = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_TYPE.rawValue)).map { String(cString: $0) } ?? "?"
+            let hook = nftnl_chain_get_u32(chain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue))
+            let priority = nftnl_chain_get_s32(chain, UInt16(NFTNL_CHAIN_PRIO.rawValue))
+            let policy = nftnl_chain_is_set(chain, UInt16(NFTNL_CHAIN_POLICY.rawValue))
+                ? nftnl_chain_get_u32(chain, UInt16(NFTNL_CHAIN_POLICY.rawValue)) : UInt32(NF_ACCEPT)
+            base = "type \(type) hook \(hookName(hook)) priority \(priority); policy \(policy == UInt32(NF_DROP) ? "drop" : policy == UInt32(NF_ACCEPT) ? "accept" : "\(policy)")"
+        }
+        return (String(cString: table), NftablesSnapshot.Chain(name: String(cString: name), base: base, rules: []))
+    }
+
+    static func parseRule(_ message: UnsafePointer<nlmsghdr>) -> (String, String, NftablesSnapshot.Rule)? {
+        guard let rule = nftnl_rule_alloc() else { return nil }
+        defer { nftnl_rule_free(rule) }
+        guard nftnl_rule_nlmsg_parse(message, rule) >= 0,
+              let table = nftnl_rule_get_str(rule, UInt16(NFTNL_RULE_TABLE.rawValue)),
+              let chain = nftnl_rule_get_str(rule, UInt16(NFTNL_RULE_CHAIN.rawValue)),
+              let iterator = nftnl_expr_iter_create(rule) else { return nil }
+        defer { nftnl_expr_iter_destroy(iterator) }
+        var expressions: [String] = []
+        // Bounded by the rule's expressions: the iterator ends with the list.
+        while let expression = nftnl_expr_iter_next(iterator) {
+            guard let text = render(expression) else { return nil }
+            expressions.append(text)
+        }
+        var length: UInt32 = 0
+        let userdata = bytes(nftnl_rule_get_data(rule, UInt16(NFTNL_RULE_USERDATA.rawValue), &length), length)
+        return (String(cString: table), String(cString: chain),
+                NftablesSnapshot.Rule(expressions: expressions, comment: Userdata.comment(in: userdata)))
+    }
+
+    // MARK: Printing
+
+    /// `[ name body ]` as `nft --debug=netlink` prints it, with what the kernel reports on its own
+    /// taken out so the kernel's dump and the batch print alike:
+    /// - counter values (traffic, not configuration);
+    /// - a lookup's flags when 0: the kernel always reports them, the batch leaves the default out;
+    /// - a redirect's `proto_max` register when it is `proto_min`'s: the kernel reports the range's
+    ///   end even when only its start was sent.
+    static func render(_ expression: OpaquePointer) -> String? {
+        guard let namePointer = nftnl_expr_get_str(expression, UInt16(NFTNL_EXPR_NAME)) else { return nil }
+        let name = String(cString: namePointer)
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = nftnl_expr_snprintf(&buffer, buffer.count, expression, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0)
+        guard length >= 0, Int(length) < buffer.count else { return nil }
+        var body = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch name {
+        case "counter":
+            body = ""
+        case "lookup":
+            if body.hasSuffix(" 0x0 ") { body.removeLast(4) }
+        case "redir", "masq", "nat":
+            body = removingRedundantRangeEnd(body)
+        default:
+            break
+        }
+        let trimmed = body.trimmingSpaces
+        return trimmed.isEmpty ? "[ \(name) ]" : "[ \(name) \(trimmed) ]"
+    }
+
+    private static func removingRedundantRangeEnd(_ body: String) -> String {
+        var words = body.split(separator: " ").map(String.init)
+        for (min, max) in [("proto_min", "proto_max"), ("addr_min", "addr_max")] {
+            guard let low = words.firstIndex(of: min), low + 2 < words.count,
+                  let high = words.firstIndex(of: max), high + 2 < words.count,
+                  words[low + 1] == words[high + 1], words[low + 2] == words[high + 2] else { continue }
+            words.removeSubrange(high...(high + 2))
+        }
+        return words.joined(separator: " ")
+    }
+
+    /// Sorted element lines: a port, an address, with ` (range end)` or ` (open range)`.
+    static func render(_ elements: [NftablesSetElement], keyType: UInt32) -> [String] {
+        render(elements.map { Element(key: $0.key, isIntervalEnd: $0.isIntervalEnd, isOpenInterval: $0.isOpenInterval) },
+               keyType: keyType)
+    }
+
+    static func render(_ elements: [Element], keyType: UInt32) -> [String] {
+        elements.sorted { ($0.key.lexicographicallyPrecedes($1.key)) || ($0.key == $1.key && !$0.isIntervalEnd && $1.isIntervalEnd) }
+            .map { element in
+                var text = renderKey(element.key, keyType: keyType)
+                if element.isIntervalEnd { text += " (range end)" }
+                if element.isOpenInterval { text += " (open range)" }
+                return text
+            }
+    }
+
+    private static func renderKey(_ key: [UInt8], keyType: UInt32) -> String {
+        switch (keyType, key.count) {
+        case (7, 4): return IPAddress(family: .ipv4, bytes: key).description
+        case (8, 16): return IPAddress(family: .ipv6, bytes: key).description
+        case (13, 2): return String(UInt16(key[0]) << 8 | UInt16(key[1]))
+        default: return "0x" + key.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        }
+    }
+
+    private static func hookName(_ hook: UInt32) -> String {
+        switch Int(hook) {
+        case Int(NF_INET_PRE_ROUTING.rawValue): return "prerouting"
+        case Int(NF_INET_LOCAL_IN.rawValue): return "input"
+        case Int(NF_INET_FORWARD.rawValue): return "forward"
+        case Int(NF_INET_LOCAL_OUT.rawValue): return "output"
+        case Int(NF_INET_POST_ROUTING.rawValue): return "postrouting"
+        default: return "\(hook)"
+        }
+    }
+
+    static func bytes(_ pointer: UnsafeRawPointer?, _ length: UInt32) -> [UInt8] {
+        guard let pointer, length > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: Int(length)))
+    }
+
+    // MARK: Comparing
+
+    static func difference(_ held: NftablesSnapshot.Table, _ wanted: NftablesSnapshot.Table) -> String? {
+        let scope = "inet \(wanted.name)"
+        if held.comment != wanted.comment {
+            return "table \(scope) has comment \(quoted(held.comment)) in the kernel, expected \(quoted(wanted.comment))"
+        }
+        for set in wanted.sets {
+            guard let heldSet = held.set(named: set.name) else { return "set \(set.name) of \(scope) is missing in the kernel" }
+            if heldSet.declaration != set.declaration {
+                return "set \(set.name) of \(scope) is `\(heldSet.declaration)` in the kernel, expected `\(set.declaration)`"
+            }
+            if heldSet.elements != set.elements {
+                let heldElements = Set(heldSet.elements), wantedElements = Set(set.elements)
+                if let missing = set.elements.first(where: { !heldElements.contains($0) }) {
+                    return "set \(set.name) of \(scope): element \(missing) is missing in the kernel"
+                }
+                if let extra = heldSet.elements.first(where: { !wantedElements.contains($0) }) {
+                    return "set \(set.name) of \(scope): extra element \(extra) in the kernel"
+                }
+                return "set \(set.name) of \(scope) holds \(heldSet.elements.count) elements in the kernel, expected \(set.elements.count)"
+            }
+        }
+        for set in held.sets where wanted.set(named: set.name) == nil {
+            return "extra set \(set.name) of \(scope) in the kernel"
+        }
+        for chain in wanted.chains {
+            guard let heldChain = held.chain(named: chain.name) else {
+                return "chain \(chain.name) of \(scope) is missing in the kernel"
+            }
+            if heldChain.base != chain.base {
+                return "chain \(chain.name) of \(scope) is `\(heldChain.base ?? "a regular chain")` in the kernel, "
+                    + "expected `\(chain.base ?? "a regular chain")`"
+            }
+            if let difference = difference(heldChain.rules, chain.rules) {
+                return "chain \(chain.name) of \(scope): \(difference)"
+            }
+        }
+        for chain in held.chains where wanted.chain(named: chain.name) == nil {
+            return "extra chain \(chain.name) of \(scope) in the kernel (\(chain.rules.count) rules)"
+        }
+        return nil
+    }
+
+    /// Rules are numbered from 1, as `NftablesBatch` describes them.
+    static func difference(_ held: [NftablesSnapshot.Rule], _ wanted: [NftablesSnapshot.Rule]) -> String? {
+        for index in 0..<min(held.count, wanted.count) where held[index] != wanted[index] {
+            // One rule inserted or removed shifts all that follow; name it rather than its neighbour.
+            if held.count > wanted.count, held[index + 1] == wanted[index] {
+                return "extra rule \(index + 1) `\(held[index])` in the kernel, before rule \(index + 1) `\(wanted[index])`"
+            }
+            if wanted.count > held.count, wanted[index + 1] == held[index] {
+                return "rule \(index + 1) `\(wanted[index])` is missing in the kernel"
+            }
+            return "rule \(index + 1) is `\(held[index])` in the kernel, expected `\(wanted[index])`"
+        }
+        if held.count > wanted.count {
+            return "extra rule \(wanted.count + 1) `\(held[wanted.count])` in the kernel, after the last expected rule"
+        }
+        if wanted.count > held.count {
+            return "rule \(held.count + 1) `\(wanted[held.count])` is missing in the kernel"
+        }
+        return nil
+    }
+
+    private static func quoted(_ comment: String?) -> String { comment.map { "\"\($0)\"" } ?? "none" }
+}
+
+private extension String {
+    var trimmingSpaces: String {
+        var text = Substring(self)
+        while text.first == " " { text.removeFirst() }
+        while text.last == " " { text.removeLast() }
+        return String(text)
+    }
+}

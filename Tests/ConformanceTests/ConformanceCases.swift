@@ -95,8 +95,8 @@ extension ConformanceCase {
                                environment: environment, nameservers: nameservers, ipv6: ipv6)
     }
 
-    /// The injector default, Istio's 28 golden cases (INDEX.md's case table, in its order), and two
-    /// owner-group cases made observable.
+    /// The injector default, Istio's 28 golden cases (INDEX.md's case table, in its order), two
+    /// owner-group cases made observable, and the deliberate deviation.
     static let all: [ConformanceCase] = [
         ConformanceCase(name: "injector-default", golden: .fixture("injector-default"),
                         arguments: injectorDefaultArguments, environment: [:], nameservers: nil, ipv6: false),
@@ -145,6 +145,11 @@ extension ConformanceCase {
         istio("outbound-owner-groups-exclude", ["-i": "*"],
               environment: ["ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE": "888,ftp"])
             .renamed("outbound-owner-groups-exclude-capture-all", fixture: true),
+        // An IPv4 pod whose resolv.conf has only an IPv6 nameserver: the one configuration where Sluice
+        // deliberately differs (docs/CONFORMANCE.md). Fixture rendered from Istio's run.go.
+        ConformanceCase(name: "ipv6-nameserver-ipv4-pod", golden: .fixture("ipv6-nameserver-ipv4-pod"),
+                        arguments: injectorDefaultArguments + ["--redirect-dns"], environment: [:],
+                        nameservers: ["2001:db8:1::1"], ipv6: false),
     ]
 
     /// The same invocation under another name, with its golden in Fixtures/.

@@ -13,7 +13,8 @@ struct PodPair {
 
     static let namespacePrefix = "sluice-conf"
 
-    init(_ testCase: ConformanceCase, groupIDs: [String: UInt32], sluiceInit: String) throws {
+    /// Builds both pods; `applyIstio` and `applySluice` program them.
+    init(_ testCase: ConformanceCase, groupIDs: [String: UInt32]) throws {
         self.testCase = testCase
         let links = ProbeMatrix.linkNames(testCase).enumerated().map { PodLab.Link($0.element, number: $0.offset + 1) }
         matrix = ProbeMatrix(testCase: testCase, groupIDs: groupIDs, links: links)
@@ -31,8 +32,6 @@ struct PodPair {
                     for transit in matrix.transitRoutes { try netlink.addRoute(to: transit.prefix, via: transit.gateway) }
                 }
             }
-            try applyIstio()
-            try applySluice(sluiceInit)
         } catch {
             tearDown()
             throw error
@@ -46,12 +45,13 @@ struct PodPair {
 
     /// The golden, plus what Istio does outside the ruleset (`tools/common/tproxy/run_linux.go`):
     /// `::6/128` on lo with IPv6, and in TPROXY mode with inbound capture the policy route that hands
-    /// marked packets to lo.
-    private func applyIstio() throws {
+    /// marked packets to lo. `.rejected` when `nft -f` refuses the golden (Istio's init container would
+    /// then fail).
+    func applyIstio() throws -> Outcome {
         let path = try TemporaryFile(contents: try testCase.labGoldenText())
         defer { path.remove() }
         let nft = try istio.run(try PodLab.systemExecutable("nft"), ["-f", path.path])
-        guard nft.status == 0 else { throw SetupFailure("nft -f \(testCase.goldenURL.lastPathComponent): \(nft)") }
+        guard nft.status == 0 else { return .rejected(Self.nftError(nft.standardError)) }
         if testCase.ipv6 {
             try istio.pod.run { try RouteNetlink.ensureAddress(IPAddress("::6")!, prefixLength: 128, on: "lo") }
         }
@@ -67,9 +67,10 @@ struct PodPair {
                 }
             }
         }
+        return .applied
     }
 
-    private func applySluice(_ sluiceInit: String) throws {
+    func applySluice(_ sluiceInit: String) throws -> Outcome {
         var resolvConf: TemporaryFile? = nil
         if let servers = testCase.labNameservers {
             resolvConf = try TemporaryFile(contents: servers.map { "nameserver \($0)\n" }.joined())
@@ -79,7 +80,19 @@ struct PodPair {
         environment.merge(testCase.environment) { $1 }
         let arguments = testCase.labArguments(resolvConf: resolvConf?.path)
         let result = try sluice.run(sluiceInit, arguments, environment: environment)
-        guard result.status == 0 else { throw SetupFailure("sluice-init \(arguments): \(result)") }
+        guard result.status == 0 else {
+            return .rejected("sluice-init exit \(result.status): \(result.standardError.split(separator: "\n").first ?? "")")
+        }
+        return .applied
+    }
+
+    /// nft's first error without the temporary file's name, and the statement it points at:
+    /// "Could not process rule: No such file or directory: add rule inet ... jump istio-output-dns".
+    static func nftError(_ standardError: String) -> String {
+        let lines = standardError.split(separator: "\n").map(String.init)
+        guard let index = lines.firstIndex(where: { $0.contains("Error: ") }) else { return standardError }
+        let message = lines[index][lines[index].range(of: "Error: ")!.upperBound...]
+        return index + 1 < lines.count ? "\(message): \(lines[index + 1])" : String(message)
     }
 }
 

@@ -31,14 +31,20 @@ struct ProbeSpec: Sendable, Hashable, CustomStringConvertible {
 /// Where a probe ended up. Not landing anywhere is one outcome whatever the reason (refused, dropped,
 /// unreachable): which of these a prober sees can depend on ICMP rate limits, not on the rules. The
 /// reason is kept for the report.
+///
+/// Before any probe, applying the ruleset is an outcome too: Istio's `nft -f` or `sluice-init` may
+/// refuse a configuration the other accepts.
 enum Outcome: Sendable, Hashable, CustomStringConvertible {
     case landed(Landing)
     case nowhere(String)
+    case applied
+    /// The kernel (or `sluice-init`) refused the ruleset; nothing was programmed.
+    case rejected(String)
 
     static func == (lhs: Outcome, rhs: Outcome) -> Bool {
         switch (lhs, rhs) {
         case (.landed(let left), .landed(let right)): left == right
-        case (.nowhere, .nowhere): true
+        case (.nowhere, .nowhere), (.applied, .applied), (.rejected, .rejected): true
         default: false
         }
     }
@@ -47,6 +53,8 @@ enum Outcome: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .landed(let landing): hasher.combine(landing)
         case .nowhere: hasher.combine(0)
+        case .applied: hasher.combine(1)
+        case .rejected: hasher.combine(2)
         }
     }
 
@@ -72,6 +80,8 @@ enum Outcome: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .landed(let landing): landing.description
         case .nowhere(let reason): "nowhere (\(reason))"
+        case .applied: "ruleset applied"
+        case .rejected(let reason): "ruleset rejected: \(reason)"
         }
     }
 }

@@ -3,19 +3,6 @@ import CNetfilter
 import Glibc
 #endif
 
-/// A failed namespace operation: the call with its argument, and errno.
-public struct NetworkNamespaceError: Error, Equatable, CustomStringConvertible {
-    public let call: String
-    public let errno: Int32
-
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
-}
-
 /// Whose socket it is, as nftables sees it: `meta skuid`/`skgid` read the file-system UID/GID of the
 /// credentials the socket was created with.
 public struct SocketOwner: Sendable, Hashable, CustomStringConvertible {
@@ -33,7 +20,7 @@ public struct SocketOwner: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs `body` on a new thread with this file-system UID/GID, in the caller's network namespace,
     /// and waits for it: sockets created in `body` are this owner's for `meta skuid`/`skgid`, while the
-    /// process and every other thread keep their credentials. Throws `NetworkNamespaceError` naming
+    /// process and every other thread keep their credentials. Throws `SystemCallError` naming
     /// `setfsgid`/`setfsuid` when the kernel refuses the switch (no CAP_SETGID/CAP_SETUID).
     public func runOnDedicatedThread<Result>(_ body: () throws -> Result) throws -> Result {
         try withoutActuallyEscaping(body) { body in
@@ -70,7 +57,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     public static func open(path: String) throws -> NetworkNamespace {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NetworkNamespaceError(call: "open(\(path))", errno: errno) }
+        guard fd >= 0 else { throw SystemCallError(call: "open(\(path))", errno: errno) }
         return NetworkNamespace(path: path, fileDescriptor: fd)
     }
 
@@ -88,19 +75,19 @@ public final class NetworkNamespace: @unchecked Sendable {
     public static func create(named name: String) throws -> NetworkNamespace {
         let path = try pathForName(name)
         if mkdir(namedNamespaceDirectory, 0o755) != 0 && errno != EEXIST {
-            throw NetworkNamespaceError(call: "mkdir(\(namedNamespaceDirectory))", errno: errno)
+            throw SystemCallError(call: "mkdir(\(namedNamespaceDirectory))", errno: errno)
         }
         let mountPoint = Glibc.open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
-        guard mountPoint >= 0 else { throw NetworkNamespaceError(call: "create \(path)", errno: errno) }
+        guard mountPoint >= 0 else { throw SystemCallError(call: "create \(path)", errno: errno) }
         close(mountPoint)
         do {
             try onDedicatedThread {
                 guard unshare(cloneNewNet) == 0 else {
-                    throw NetworkNamespaceError(call: "unshare(CLONE_NEWNET)", errno: errno)
+                    throw SystemCallError(call: "unshare(CLONE_NEWNET)", errno: errno)
                 }
                 // thread-self, not self: only this thread is in the new namespace.
                 guard mount("/proc/thread-self/ns/net", path, "none", UInt(MS_BIND), nil) == 0 else {
-                    throw NetworkNamespaceError(call: "mount --bind /proc/thread-self/ns/net \(path)", errno: errno)
+                    throw SystemCallError(call: "mount --bind /proc/thread-self/ns/net \(path)", errno: errno)
                 }
             }
             return try open(path: path)
@@ -117,10 +104,10 @@ public final class NetworkNamespace: @unchecked Sendable {
         let path = try pathForName(name)
         // Lazy unmount: a thread still inside must not make deletion fail.
         if umount2(path, Int32(MNT_DETACH)) != 0 && errno != EINVAL && errno != ENOENT {
-            throw NetworkNamespaceError(call: "umount2(\(path), Int32(MNT_DETACH))", errno: errno)
+            throw SystemCallError(call: "umount2(\(path), Int32(MNT_DETACH))", errno: errno)
         }
         if unlink(path) != 0 && errno != ENOENT {
-            throw NetworkNamespaceError(call: "unlink(\(path))", errno: errno)
+            throw SystemCallError(call: "unlink(\(path))", errno: errno)
         }
     }
 
@@ -135,7 +122,7 @@ public final class NetworkNamespace: @unchecked Sendable {
             var result: Result?
             try Self.onDedicatedThread {
                 guard setns(fd, Self.cloneNewNet) == 0 else {
-                    throw NetworkNamespaceError(call: "setns(\(path), CLONE_NEWNET)", errno: errno)
+                    throw SystemCallError(call: "setns(\(path), CLONE_NEWNET)", errno: errno)
                 }
                 if let owner { try Self.switchFileSystemIDs(to: owner) }
                 result = try body()
@@ -151,7 +138,7 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     private static func pathForName(_ name: String) throws -> String {
         guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), name.utf8.count < 256 else {
-            throw NetworkNamespaceError(call: "namespace name \"\(name)\"", errno: EINVAL)
+            throw SystemCallError(call: "namespace name \"\(name)\"", errno: EINVAL)
         }
         return "\(namedNamespaceDirectory)/\(name)"
     }
@@ -161,11 +148,11 @@ public final class NetworkNamespace: @unchecked Sendable {
     fileprivate static func switchFileSystemIDs(to owner: SocketOwner) throws {
         _ = setfsgid(owner.gid)
         guard setfsgid(owner.gid) == Int32(bitPattern: owner.gid) else {
-            throw NetworkNamespaceError(call: "setfsgid(\(owner.gid))", errno: EPERM)
+            throw SystemCallError(call: "setfsgid(\(owner.gid))", errno: EPERM)
         }
         _ = setfsuid(owner.uid)
         guard setfsuid(owner.uid) == Int32(bitPattern: owner.uid) else {
-            throw NetworkNamespaceError(call: "setfsuid(\(owner.uid))", errno: EPERM)
+            throw SystemCallError(call: "setfsuid(\(owner.uid))", errno: EPERM)
         }
     }
 
@@ -189,7 +176,7 @@ public final class NetworkNamespace: @unchecked Sendable {
             }, unmanaged.toOpaque())
             guard status == 0 else {
                 unmanaged.release()
-                throw NetworkNamespaceError(call: "pthread_create", errno: status)
+                throw SystemCallError(call: "pthread_create", errno: status)
             }
             pthread_join(thread, nil)
             if let error = box.error { throw error }

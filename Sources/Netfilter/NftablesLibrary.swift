@@ -241,47 +241,6 @@ enum Nftnl {
         return bytes
     }
 
-    struct ParsedTable { var name: String; var userdata: [UInt8] }
-    struct ParsedChain { var table: String; var name: String }
-    struct ParsedSet { var table: String; var name: String }
-    struct ParsedRule { var table: String; var chain: String; var userdata: [UInt8] }
-
-    /// nil when libnftnl cannot make sense of the message.
-    static func parseTable(_ message: UnsafePointer<nlmsghdr>) -> ParsedTable? {
-        parse(message, alloc: nftnl_table_alloc, free: nftnl_table_free, parse: nftnl_table_nlmsg_parse) { table in
-            guard let name = string(nftnl_table_get_str(table, attribute(NFTNL_TABLE_NAME))) else { return nil }
-            var length: UInt32 = 0
-            let data = nftnl_table_get_data(table, attribute(NFTNL_TABLE_USERDATA), &length)
-            return ParsedTable(name: name, userdata: bytes(data, length))
-        }
-    }
-
-    static func parseChain(_ message: UnsafePointer<nlmsghdr>) -> ParsedChain? {
-        parse(message, alloc: nftnl_chain_alloc, free: nftnl_chain_free, parse: nftnl_chain_nlmsg_parse) { chain in
-            guard let table = string(nftnl_chain_get_str(chain, attribute(NFTNL_CHAIN_TABLE))),
-                  let name = string(nftnl_chain_get_str(chain, attribute(NFTNL_CHAIN_NAME))) else { return nil }
-            return ParsedChain(table: table, name: name)
-        }
-    }
-
-    static func parseSet(_ message: UnsafePointer<nlmsghdr>) -> ParsedSet? {
-        parse(message, alloc: nftnl_set_alloc, free: nftnl_set_free, parse: nftnl_set_nlmsg_parse) { set in
-            guard let table = string(nftnl_set_get_str(set, attribute(NFTNL_SET_TABLE))),
-                  let name = string(nftnl_set_get_str(set, attribute(NFTNL_SET_NAME))) else { return nil }
-            return ParsedSet(table: table, name: name)
-        }
-    }
-
-    static func parseRule(_ message: UnsafePointer<nlmsghdr>) -> ParsedRule? {
-        parse(message, alloc: nftnl_rule_alloc, free: nftnl_rule_free, parse: nftnl_rule_nlmsg_parse) { rule in
-            guard let table = string(nftnl_rule_get_str(rule, attribute(NFTNL_RULE_TABLE))),
-                  let chain = string(nftnl_rule_get_str(rule, attribute(NFTNL_RULE_CHAIN))) else { return nil }
-            var length: UInt32 = 0
-            let data = nftnl_rule_get_data(rule, attribute(NFTNL_RULE_USERDATA), &length)
-            return ParsedRule(table: table, chain: chain, userdata: bytes(data, length))
-        }
-    }
-
     /// libnftnl's text form of a rule message (`[ meta load l4proto => reg 1 ] ...`), the form
     /// `nft --debug=netlink` prints; for tests and diagnostics.
     static func ruleText(_ message: UnsafePointer<nlmsghdr>) -> String? {

@@ -107,7 +107,7 @@ public enum PolicyRouting {
             }
             do {
                 try netlink.addAddress(address, prefixLength: prefixLength, to: interface)
-            } catch let error as RouteNetlinkError where error.errno == EEXIST {
+            } catch let error as SystemCallError where error.errno == EEXIST {
                 return 0
             }
             return 1
@@ -125,7 +125,7 @@ public enum PolicyRouting {
             if try !localDefaultRoutes(family, table, loopback, netlink).isEmpty { return 0 }
             do {
                 try netlink.addRoute(to: nil, family: family, device: "lo", table: table, type: .local)
-            } catch let error as RouteNetlinkError where error.errno == EEXIST {
+            } catch let error as SystemCallError where error.errno == EEXIST {
                 // Only fine if what exists is ours (another run got there first); a different default
                 // route in the table would silently break TPROXY, so it is named instead.
                 if try !localDefaultRoutes(family, table, loopback, netlink).isEmpty { return 0 }
@@ -166,7 +166,7 @@ public enum PolicyRouting {
                 do {
                     try delete()
                     removed += 1
-                } catch let error as RouteNetlinkError
+                } catch let error as SystemCallError
                             where [ENOENT, ESRCH, EADDRNOTAVAIL].contains(error.errno) {
                     // Gone between listing and deleting: what removal wants anyway.
                 }

@@ -4,20 +4,6 @@ import Capture
 import Glibc
 #endif
 
-/// A failed rtnetlink request: which request (with its arguments) and the kernel's errno.
-public struct RouteNetlinkError: Error, Equatable, CustomStringConvertible {
-    /// The request as a person would type it, e.g. `RTM_NEWADDR 192.0.2.2/24 dev eth0`.
-    public let call: String
-    public let errno: Int32
-
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
-}
-
 /// rtnetlink (links, addresses, routes) over libmnl.
 ///
 /// The socket is opened in the network namespace of the thread that calls `init` and stays there for
@@ -38,10 +24,10 @@ public final class RouteNetlink {
 
     public init() throws {
         guard let socket = mnl_socket_open(NETLINK_ROUTE) else {
-            throw RouteNetlinkError(call: "mnl_socket_open(NETLINK_ROUTE)", errno: Glibc.errno)
+            throw SystemCallError(call: "mnl_socket_open(NETLINK_ROUTE)", errno: Glibc.errno)
         }
         guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
-            let error = RouteNetlinkError(call: "mnl_socket_bind(NETLINK_ROUTE)", errno: Glibc.errno)
+            let error = SystemCallError(call: "mnl_socket_bind(NETLINK_ROUTE)", errno: Glibc.errno)
             mnl_socket_close(socket)
             throw error
         }
@@ -129,7 +115,7 @@ public final class RouteNetlink {
     public static func ensureAddress(_ address: IPAddress, prefixLength: Int, on interface: String) throws {
         do {
             try RouteNetlink().addAddress(address, prefixLength: prefixLength, to: interface)
-        } catch let error as RouteNetlinkError where error.errno == EEXIST {
+        } catch let error as SystemCallError where error.errno == EEXIST {
             return
         }
     }
@@ -141,7 +127,7 @@ public final class RouteNetlink {
                          device: String? = nil, table: UInt32 = UInt32(RT_TABLE_MAIN.rawValue),
                          type: RouteType = .unicast) throws {
         guard let family = destination?.family ?? gateway?.family ?? family else {
-            throw RouteNetlinkError(call: "RTM_NEWROUTE default (no family: give a destination, gateway or family)",
+            throw SystemCallError(call: "RTM_NEWROUTE default (no family: give a destination, gateway or family)",
                                     errno: EINVAL)
         }
         let deviceIndex = try device.map { try interfaceIndex(named: $0) }
@@ -171,7 +157,7 @@ public final class RouteNetlink {
     // MARK: The one place that talks to the kernel
 
     /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK` and reads replies until the kernel's
-    /// acknowledgement; a negative acknowledgement becomes a `RouteNetlinkError` named `describedAs`.
+    /// acknowledgement; a negative acknowledgement becomes a `SystemCallError` named `describedAs`.
     /// With `dump`, asks for every object of the kind instead (`NLM_F_DUMP`) and reads until the end
     /// of the dump (`NLMSG_DONE`), passing each object to `onReply`.
     func request(type: Int, flags: Int32, dump: Bool = false, describedAs call: String,
@@ -189,7 +175,7 @@ public final class RouteNetlink {
             build(message)
             let length = Int(message.pointee.nlmsg_len)
             let sent = Self.retryingInterrupts { mnl_socket_sendto(socket, message, length) }
-            guard sent == length else { throw RouteNetlinkError(call: call, errno: sent < 0 ? Glibc.errno : EMSGSIZE) }
+            guard sent == length else { throw SystemCallError(call: call, errno: sent < 0 ? Glibc.errno : EMSGSIZE) }
         }
         try withoutActuallyEscaping(onReply) { onReply in
             let context = ReplyContext(onReply)
@@ -200,7 +186,7 @@ public final class RouteNetlink {
                     Self.retryingInterrupts { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
                 }
                 guard received >= 0 else {
-                    throw RouteNetlinkError(call: call, errno: Glibc.errno == EAGAIN ? ETIMEDOUT : Glibc.errno)
+                    throw SystemCallError(call: call, errno: Glibc.errno == EAGAIN ? ETIMEDOUT : Glibc.errno)
                 }
                 let status = buffer.withUnsafeBytes { raw in
                     mnl_cb_run(raw.baseAddress, received, sequence, portID, { message, data in
@@ -209,10 +195,10 @@ public final class RouteNetlink {
                         return MNL_CB_OK
                     }, Unmanaged.passUnretained(context).toOpaque())
                 }
-                if status == MNL_CB_ERROR { throw RouteNetlinkError(call: call, errno: Glibc.errno) }
+                if status == MNL_CB_ERROR { throw SystemCallError(call: call, errno: Glibc.errno) }
                 if status == MNL_CB_STOP { return }
             }
-            throw RouteNetlinkError(call: call, errno: ETIMEDOUT)
+            throw SystemCallError(call: call, errno: ETIMEDOUT)
         }
     }
 

@@ -97,7 +97,7 @@ extension RouteNetlink {
                 else { return }
                 name = String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
             })
-        } catch let error as RouteNetlinkError where error.errno == ENODEV {
+        } catch let error as SystemCallError where error.errno == ENODEV {
             return nil
         }
         return name

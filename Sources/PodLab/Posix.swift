@@ -1,24 +1,12 @@
 import Capture
+import Netfilter
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A failed system call made by the lab: the call with its arguments, and errno.
-public struct LabError: Error, Equatable, CustomStringConvertible {
-    public let call: String
-    public let errno: Int32
-
-    public init(call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
-}
-
 /// The lab's sockets and processes go through here: one place that retries `EINTR` and turns errno
-/// into a `LabError` naming the call.
+/// into a `SystemCallError` naming the call.
 enum Posix {
     @discardableResult
     static func call<Result: BinaryInteger>(_ name: @autoclosure () -> String, _ body: () -> Result) throws -> Result {
@@ -27,9 +15,9 @@ enum Posix {
             let result = body()
             if result >= 0 { return result }
             let error = errno
-            if error != EINTR { throw LabError(call: name(), errno: error) }
+            if error != EINTR { throw SystemCallError(call: name(), errno: error) }
         }
-        throw LabError(call: name(), errno: EINTR)
+        throw SystemCallError(call: name(), errno: EINTR)
     }
 
     /// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
@@ -42,7 +30,7 @@ enum Posix {
                                      + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
             let ready = poll(&descriptor, 1, milliseconds)
             if ready > 0 { return true }
-            if ready < 0 && errno != EINTR { throw LabError(call: "poll", errno: errno) }
+            if ready < 0 && errno != EINTR { throw SystemCallError(call: "poll", errno: errno) }
         }
         return false
     }

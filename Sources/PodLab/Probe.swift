@@ -93,7 +93,7 @@ public enum Probe {
                 let status = Glibc.connect(fd, address, length)
                 if status == 0 { return true }
                 if errno == EINPROGRESS || errno == EINTR { return false }
-                throw LabError(call: "connect \(transport) \(destination)", errno: errno)
+                throw SystemCallError(call: "connect \(transport) \(destination)", errno: errno)
             }
             if !connected {
                 guard try Posix.wait(fd, for: Int16(POLLOUT), until: deadline) else {
@@ -102,7 +102,7 @@ public enum Probe {
                 var error: Int32 = 0
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 try Posix.call("getsockopt(SO_ERROR)") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) }
-                if error != 0 { throw LabError(call: "connect \(transport) \(destination)", errno: error) }
+                if error != 0 { throw SystemCallError(call: "connect \(transport) \(destination)", errno: error) }
             }
             if transport == .udp {
                 let probe = Array("sluice-lab probe\n".utf8)
@@ -133,7 +133,7 @@ public enum Probe {
             let count = recv(fd, &buffer, buffer.count, 0)
             if count < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw LabError(call: "recv", errno: errno)
+                throw SystemCallError(call: "recv", errno: errno)
             }
             collected += buffer[0..<count]
             if count == 0 || transport == .udp || collected.count > 8192 { break }

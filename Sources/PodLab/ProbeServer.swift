@@ -165,7 +165,7 @@ private final class Engine: @unchecked Sendable {
             state.withLock { $0.stopped = true }
             close(wakePipe.read)
             close(wakePipe.write)
-            throw LabError(call: "pthread_create", errno: status)
+            throw SystemCallError(call: "pthread_create", errno: status)
         }
     }
 

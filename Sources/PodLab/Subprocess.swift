@@ -58,7 +58,7 @@ public enum Subprocess {
             guard status == 0 else {
                 close(outputPipe.read)
                 close(errorPipe.read)
-                throw LabError(call: "posix_spawn \(executable)", errno: status)
+                throw SystemCallError(call: "posix_spawn \(executable)", errno: status)
             }
             return (pid, outputPipe.read, errorPipe.read)
         }
@@ -81,7 +81,7 @@ public enum Subprocess {
             if remaining <= .zero { timedOut = true; break }
             var descriptors = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: remaining.components.seconds * 1000 + 10))
-            if ready < 0 && errno != EINTR { throw LabError(call: "poll \(name) output", errno: errno) }
+            if ready < 0 && errno != EINTR { throw SystemCallError(call: "poll \(name) output", errno: errno) }
             for descriptor in descriptors where descriptor.revents != 0 {
                 let count = read(descriptor.fd, &buffer, buffer.count)
                 if count > 0 {

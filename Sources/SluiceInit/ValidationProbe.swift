@@ -233,7 +233,7 @@ struct ValidationProbe: Sendable {
         guard let owner else { return .success(body()) }
         do {
             return .success(try owner.runOnDedicatedThread(body))
-        } catch let error as NetworkNamespaceError where error.call.hasPrefix("setfs") {
+        } catch let error as SystemCallError where error.call.hasPrefix("setfs") {
             let capability = error.call.hasPrefix("setfsgid") ? "CAP_SETGID" : "CAP_SETUID"
             return .failure(.setup(credentialsFailure(owner, call: error.call, capability: capability)))
         } catch {

@@ -59,16 +59,15 @@ func indented(_ text: String) -> String {
 }
 
 /// Tables, chains (hooked ones first) and each rule's comment, as the kernel holds them.
-func summary(_ state: OwnedTableState) -> String {
-    if state.isEmpty { return "  (no istio-proxy tables)" }
+func summary(_ snapshot: NftablesSnapshot) -> String {
+    if snapshot.tables.isEmpty { return "  (no istio-proxy tables)" }
     var lines: [String] = []
-    for table in state.tables {
+    for table in snapshot.tables {
         lines.append("  table inet \(table.name)" + (table.comment.map { "  (\($0))" } ?? ""))
-        let hooked = ["prerouting", "output"]
-        let chains = table.chains.filter { hooked.contains($0.name) } + table.chains.filter { !hooked.contains($0.name) }
-        for chain in chains {
-            lines.append("    \(chain.name): \(chain.ruleCount) rule\(chain.ruleCount == 1 ? "" : "s")")
-            for comment in chain.ruleComments { lines.append("      - \(comment ?? "(no comment)")") }
+        let hooked = table.chains.filter { $0.base != nil }
+        for chain in hooked + table.chains.filter({ $0.base == nil }) {
+            lines.append("    \(chain.name): \(chain.rules.count) rule\(chain.rules.count == 1 ? "" : "s")")
+            for rule in chain.rules { lines.append("      - \(rule.comment ?? "(no comment)")") }
         }
     }
     return lines.joined(separator: "\n")
@@ -110,8 +109,8 @@ do {
     }
 
     print("ruleset in the pod (read back over netlink):")
-    let state = try lab.pod.run { try NftablesClient().ownedTableState() }
-    print(summary(state))
+    let snapshot = try lab.pod.run { try NftablesReadback().read() }
+    print(summary(snapshot))
 } catch {
     allLanded = false
     printError("\(error)")

@@ -99,9 +99,9 @@ import Testing
     @Test func tableCommentTravelsAsNftUserdata() throws {
         let batch = try NftablesBatch(applying: SampleRulesets.small)
         let tables = try Self.messages(batch).filter { $0.type == Self.type(NFT_MSG_NEWTABLE) }
-        let parsed = tables.compactMap { $0.withHeader(Nftnl.parseTable) }
+        let parsed = tables.compactMap { $0.withHeader(Readback.parseTable) }
         #expect(parsed.map(\.name) == ["istio-proxy-nat", "istio-proxy-nat", "istio-proxy-mangle", "istio-proxy-raw"])
-        #expect(parsed.map { Userdata.comment(in: $0.userdata) } == [nil, "sluice test small", nil, nil])
+        #expect(parsed.map(\.comment) == [nil, "sluice test small", nil, nil])
     }
 
     /// 10,000 CIDRs become many NEWSETELEM messages of the same set, each well inside the 64 KiB an
@@ -203,16 +203,6 @@ import Testing
         #expect(Userdata.comment(in: bytes) == "sluice fp=abc")
         #expect(Userdata.comment(in: [0, 9, 1]) == nil)
         #expect(Userdata.comment(in: []) == nil)
-    }
-
-    @Test func expectedStateFollowsTheRuleset() {
-        let state = OwnedTableState(expecting: SampleRulesets.small)
-        #expect(state.tables.map(\.name) == ["istio-proxy-nat"])
-        let table = state.table(named: "istio-proxy-nat")
-        #expect(table?.comment == "sluice test small")
-        #expect(table?.chains.map(\.name) == ["istio-output", "output"])
-        #expect(table?.chain(named: "istio-output")?.ruleComments == ["proxy", "capture"])
-        #expect(OwnedTableState(expecting: Ruleset(tables: [])).isEmpty)
     }
 }
 

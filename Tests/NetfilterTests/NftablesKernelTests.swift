@@ -138,21 +138,7 @@ import Testing
         try client.removeOwnedTables()
         let listing = try namespace.nft("list", "tables")
         #expect(listing == "table inet foreign\ntable ip istio-proxy-nat\n")
-        #expect(try client.ownedTableState().isEmpty)
-    }
-
-    /// The read-back state is what the ruleset predicts, so an identical re-run can be recognised.
-    @Test func ownedTableStateReadsBackWhatWasApplied() throws {
-        let namespace = try ScratchNamespace()
-        let client = try namespace.client()
-        #expect(try client.ownedTableState() == OwnedTableState(tables: []))
-        for ruleset in [SampleRulesets.everything, SampleRulesets.big, SampleRulesets.small] {
-            try client.apply(ruleset)
-            #expect(try client.ownedTableState() == OwnedTableState(expecting: ruleset))
-        }
-        // A foreign table of the same family and other families' tables of the same name are ignored.
-        try namespace.load("table inet foreign { comment \"x\"; }\ntable ip istio-proxy-raw { }")
-        #expect(try client.ownedTableState() == OwnedTableState(expecting: SampleRulesets.small))
+        #expect(try namespace.run { try NftablesReadback().read() }.tables.isEmpty)
     }
 
     /// Without CAP_NET_ADMIN the pre-flight check says so, and so does the kernel: a configuration error.
@@ -175,8 +161,8 @@ import Testing
             #expect(throws: KernelError.permissionDenied(operation: "program nftables")) {
                 try client.apply(SampleRulesets.small)
             }
-            #expect(throws: KernelError.permissionDenied(operation: "read nftables tables")) {
-                try client.ownedTableState()
+            #expect(throws: KernelError.permissionDenied(operation: "read back the ruleset generation")) {
+                try NftablesReadback().read()
             }
         }
         #expect(try namespace.nft("list", "ruleset").isEmpty)

@@ -18,6 +18,15 @@ extension Ruleset {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
+    /// The fingerprint a stamped ruleset carries, read from its tables without rendering it again;
+    /// computed when the ruleset is not stamped.
+    public var stampedFingerprint: String {
+        if let comment = tables.first?.comment, comment.hasPrefix(Ruleset.stampPrefix) {
+            return String(comment.dropFirst(Ruleset.stampPrefix.count))
+        }
+        return fingerprint
+    }
+
     /// The same ruleset with every table's comment set to the stamp.
     public func stamped() -> Ruleset {
         let stamp = Ruleset.stampPrefix + fingerprint

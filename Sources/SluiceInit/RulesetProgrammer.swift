@@ -29,10 +29,10 @@ struct RulesetProgrammer {
             let routingSummary = routing.changed.isEmpty && routing.unchanged.isEmpty ? "" : "; routing: \(routing)"
             switch action {
             case .applied:
-                return "programmed \(tables) in one nftables transaction (\(time) ms); ruleset \(ruleset.fingerprint)"
+                return "programmed \(tables) in one nftables transaction (\(time) ms); ruleset \(ruleset.stampedFingerprint)"
                     + routingSummary
             case .alreadyInPlace:
-                return "ruleset \(ruleset.fingerprint) already in place (\(tables)); "
+                return "ruleset \(ruleset.stampedFingerprint) already in place (\(tables)); "
                     + (routing.changed.isEmpty ? "nothing changed" : "routing: \(routing)")
             case .removed:
                 return "removed tables \(Ruleset.ownedTableNames.map { "inet \($0)" }.joined(separator: ", ")) "
@@ -57,7 +57,9 @@ struct RulesetProgrammer {
             // Skip only when the kernel holds exactly this ruleset, rule for rule: a re-run then keeps
             // the counters, and any drift (another agent's edit) is overwritten, as Istio's rebuild does.
             let current = try NftablesReadback().read()
-            let alreadyInPlace = current.firstDifference(from: try NftablesSnapshot(expecting: ruleset)) == nil
+            // A fresh pod has none of the tables: no need to work out what they would read back as.
+            let alreadyInPlace = try !current.tables.isEmpty
+                && current.firstDifference(from: try NftablesSnapshot(expecting: ruleset)) == nil
             if !alreadyInPlace {
                 try client.apply(ruleset, existingTables: Set(current.tables.map(\.name)))
             }

@@ -22,7 +22,7 @@ enum Validation {
         }
         let rules = ruleset.tables.flatMap(\.chains).reduce(0) { $0 + $1.rules.count }
         output.out("sluice-init: read back \(ruleset.tables.count) tables, \(rules) rules: the kernel holds exactly "
-                   + "ruleset \(ruleset.fingerprint)")
+                   + "ruleset \(ruleset.stampedFingerprint)")
         return probe(resolved, output: &output)
     }
 

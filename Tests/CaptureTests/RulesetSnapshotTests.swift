@@ -31,6 +31,8 @@ import Testing
     @Test func stampingDoesNotChangeTheFingerprint() {
         let ruleset = RulesetBuilder.build(.injectorDefault)
         #expect(ruleset.stamped().fingerprint == ruleset.fingerprint)
+        #expect(ruleset.stamped().stampedFingerprint == ruleset.fingerprint)
+        #expect(ruleset.stampedFingerprint == ruleset.fingerprint)
         #expect(ruleset.stamped().tables.allSatisfy { $0.comment == Ruleset.stampPrefix + ruleset.fingerprint })
     }
 }

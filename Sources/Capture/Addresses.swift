@@ -237,7 +237,21 @@ public struct AddressRange: Sendable, Hashable {
         return merged
     }
 
-    /// The prefixes that exactly cover this range, for rendering it in nft text.
+    /// The one prefix that is exactly this range, if there is one: a range of 10,000 set elements is
+    /// rendered on every run (the fingerprint hashes the text), so this is a constant-time check.
+    public var singlePrefix: CIDR? {
+        var length = 0
+        for (a, b) in zip(first.bytes, last.bytes) {
+            let differing = a ^ b
+            if differing == 0 { length += 8; continue }
+            length += differing.leadingZeroBitCount
+            break
+        }
+        let candidate = CIDR(address: first, prefixLength: length)
+        return candidate.network == first && candidate.last == last ? candidate : nil
+    }
+
+    /// The prefixes that exactly cover this range.
     public var prefixes: [CIDR] {
         var result: [CIDR] = []
         var start = first.bytes

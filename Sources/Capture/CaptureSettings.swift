@@ -155,7 +155,7 @@ public struct CaptureSettings: Sendable, Hashable {
         set { self[keyPath: Self.boolKeyPath(input)] = newValue }
     }
 
-    private static func stringKeyPath(_ input: Input) -> WritableKeyPath<CaptureSettings, String> {
+    static func stringKeyPath(_ input: Input) -> WritableKeyPath<CaptureSettings, String> {
         switch input {
         case .envoyPort: \.envoyPort
         case .inboundCapturePort: \.inboundCapturePort

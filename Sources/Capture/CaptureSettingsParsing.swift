@@ -65,31 +65,18 @@ extension CaptureSettings {
             inlineValue = nil
         }
 
+        /// pflag's value rule: `--flag=v`, a bare boolean means true, else the next argument is the
+        /// value even if it starts with "-" (`-x ""`, `-x -1`).
+        func value(isBool: Bool) throws(ConfigurationError) -> String {
+            if let inlineValue { return inlineValue }
+            if isBool { return "true" }
+            if let next = remaining.popFirst() { return next }
+            throw ConfigurationError("flag --\(name) needs a value; see sluice-init --help")
+        }
         if let input = Input.byFlagName[name] {
-            let value: String
-            if let inlineValue {
-                value = inlineValue
-            } else if input.kind == .bool {
-                value = "true"
-            } else if let next = remaining.popFirst() {
-                // Like pflag, the next argument is the value even if it starts with "-" (`-x ""`, `-x -1`).
-                value = next
-            } else {
-                throw ConfigurationError("flag --\(name) needs a value; see sluice-init --help")
-            }
-            try assignFromCommandLine(input, value, spelling: "--\(name)")
+            try assignFromCommandLine(input, value(isBool: input.kind == .bool), spelling: "--\(name)")
         } else if let kind = Self.loggingFlags[name] {
-            let value: String
-            if let inlineValue {
-                value = inlineValue
-            } else if kind == .bool {
-                value = "true"
-            } else if let next = remaining.popFirst() {
-                value = next
-            } else {
-                throw ConfigurationError("flag --\(name) needs a value; see sluice-init --help")
-            }
-            try assignLoggingFlag(name, kind: kind, value)
+            try assignLoggingFlag(name, kind: kind, value(isBool: kind == .bool))
         } else {
             throw ConfigurationError("unknown flag --\(name); see sluice-init --help")
         }

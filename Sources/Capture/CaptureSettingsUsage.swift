@@ -44,23 +44,21 @@ extension CaptureSettings.Input {
         }
     }
 
+    /// The default `--help` shows: read from `CaptureSettings()`, so it cannot drift from the real one.
+    /// Empty defaults (and booleans, all false) are not shown.
     var defaultText: String? {
-        let value: String
-        switch self {
-        case .envoyPort: value = "15001"
-        case .inboundCapturePort: value = "15006"
-        case .inboundTunnelPort: value = "15008"
-        case .inboundTProxyMark: value = "1337"
-        case .inboundTProxyRouteTable: value = "133"
-        case .iptablesProbePort: value = "15002"
-        case .probeTimeout: value = "5s"
-        case .resolvConf: value = "/etc/resolv.conf"
-        case .outboundOwnerGroups: value = "*"
-        case .outboundIPv4LoopbackCIDR: value = "127.0.0.1/32"
-        case .envoyUser: value = "istio-proxy"
-        default: return nil
+        let defaults = CaptureSettings()
+        switch kind {
+        case .string:
+            let value = defaults[keyPath: CaptureSettings.stringKeyPath(self)]
+            return value.isEmpty ? nil : value
+        case .uint16:
+            return String(defaults.iptablesProbePort)
+        case .duration:
+            return "\(defaults.probeTimeout.components.seconds)s"
+        case .bool:
+            return nil
         }
-        return value
     }
 }
 

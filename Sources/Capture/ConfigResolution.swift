@@ -359,11 +359,8 @@ private struct Resolver {
     mutating func ownerGroups(facts: some SystemFacts) throws(ConfigurationError) -> CaptureConfig.OwnerGroups {
         let groupLookup = facts.groupID(named:)
         if settings.outboundOwnerGroups == "*" {
-            var excluded: [UInt32] = []
-            let label = settings.label(of: .outboundOwnerGroupsExclude)
-            for item in Self.split(settings.outboundOwnerGroupsExclude) {
-                excluded.append(try identity(item, label: label, kind: "GID", lookUp: groupLookup, noun: "group"))
-            }
+            let excluded = try identities(settings.outboundOwnerGroupsExclude, .outboundOwnerGroupsExclude,
+                                          kind: "GID", lookUp: groupLookup, noun: "group")
             return excluded.isEmpty ? .all : .allExcept(excluded)
         }
         let label = settings.label(of: .outboundOwnerGroups)
@@ -374,10 +371,8 @@ private struct Resolver {
                 "\(label) lists \(items.count) groups: at most 64 are allowed; list fewer, or use \"*\" "
                     + "with ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE")
         }
-        var included: [UInt32] = []
-        for item in items {
-            included.append(try identity(item, label: label, kind: "GID", lookUp: groupLookup, noun: "group"))
-        }
+        let included = try identities(settings.outboundOwnerGroups, .outboundOwnerGroups,
+                                      kind: "GID", lookUp: groupLookup, noun: "group")
         if included.isEmpty {
             warnings.append(
                 "\(label) is set but lists no group: no outbound traffic is captured (as in Istio); "

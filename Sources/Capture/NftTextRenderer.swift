@@ -17,10 +17,7 @@ public enum NftTextRenderer {
     }
 
     /// The cleanup transaction: every owned table removed, nothing else touched.
-    public static func renderCleanup() -> String {
-        Ruleset.ownedTableNames.flatMap { ["add table inet \($0)", "delete table inet \($0)"] }
-            .joined(separator: "\n") + "\n"
-    }
+    public static func renderCleanup() -> String { render(Ruleset(tables: [])) }
 
     static func renderTable(_ table: Table) -> [String] {
         let prefix = "inet \(table.name)"
@@ -122,10 +119,7 @@ public enum NftTextRenderer {
     static func setElements(_ elements: NamedSet.Elements) -> [String] {
         switch elements {
         case .addresses(_, let ranges):
-            return ranges.map { range in
-                let prefixes = range.prefixes
-                return prefixes.count == 1 ? "\(prefixes[0])" : "\(range.first)-\(range.last)"
-            }
+            return ranges.map { range in range.singlePrefix.map { "\($0)" } ?? "\(range.first)-\(range.last)" }
         case .ports(let ports):
             return ports.map(String.init)
         }

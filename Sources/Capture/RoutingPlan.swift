@@ -63,7 +63,7 @@ public struct RoutingPlan: Sendable, Hashable {
 
     /// Istio's inbound passthrough source for IPv6: unlike 127.0.0.0/8, IPv6 `lo` owns only `::1`, so
     /// the proxy could not bind `::6` without it.
-    public static let passthroughSourceIPv6 = Step.interfaceAddress(IPAddress("::6")!, prefixLength: 128, interface: "lo")
+    public static let passthroughSourceIPv6 = Step.interfaceAddress(.passthroughSource(.ipv6), prefixLength: 128, interface: "lo")
 
     /// What a run with `config` puts in place, in Istio's order (`tproxy.ConfigureRoutes`): the `::6`
     /// address when IPv6 is on, then in TPROXY mode with inbound capture (`-b` not empty) the fwmark
@@ -85,16 +85,14 @@ public struct RoutingPlan: Sendable, Hashable {
         var steps: [Step] = []
         if config.interceptionMode == .tproxy {
             // Istio reads -t and -r only in TPROXY mode; in REDIRECT mode they name nothing of ours.
-            let tproxy = tproxySteps(for: config)
-            steps += tproxy.filter { if case .fwmarkRule = $0 { true } else { false } }
-            steps += tproxy.filter { if case .localDefaultRoute = $0 { true } else { false } }
+            steps += tproxySteps(for: config)
         }
         if config.enableIPv6 { steps.append(passthroughSourceIPv6) }
         return RoutingPlan(direction: .remove, steps: steps)
     }
 
     private static func tproxySteps(for config: CaptureConfig) -> [Step] {
-        let families: [IPFamily] = config.enableIPv6 ? [.ipv4, .ipv6] : [.ipv4]
+        let families = config.enabledFamilies
         return families.map { Step.fwmarkRule($0, mark: config.tproxyMark, table: config.tproxyRouteTable) }
             + families.map { Step.localDefaultRoute($0, table: config.tproxyRouteTable) }
     }

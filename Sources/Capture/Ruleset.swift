@@ -10,9 +10,11 @@ public struct Ruleset: Sendable, Hashable {
 
     /// The tables Sluice owns: the names Istio's native-nftables mode uses, so `--cleanup-only` of either
     /// tool removes the other's rules and a pod never ends up with both.
-    public static let ownedTableNames = ["istio-proxy-nat", "istio-proxy-mangle", "istio-proxy-raw"]
+    public static let ownedTableNames = [RulesetBuilder.natTable, RulesetBuilder.mangleTable, RulesetBuilder.rawTable]
 
     public func table(named name: String) -> Table? { tables.first { $0.name == name } }
+
+    public var ruleCount: Int { tables.reduce(0) { $0 + $1.ruleCount } }
 }
 
 public struct Table: Sendable, Hashable {
@@ -30,6 +32,8 @@ public struct Table: Sendable, Hashable {
     }
 
     public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
+
+    public var ruleCount: Int { chains.reduce(0) { $0 + $1.rules.count } }
 }
 
 public struct Chain: Sendable, Hashable {

@@ -91,18 +91,13 @@ public enum RulesetBuilder {
 
     /// `-b` / `-d`: inbound TCP capture (REDIRECT mode).
     private static func addInboundRedirectRules(_ config: CaptureConfig, nat: inout TableDraft) {
-        let ports: [UInt16]
+        if config.inboundPorts == .none { return }
+        nat.append(NatChain.prerouting, [.transportProtocol(.tcp)], .jump(NatChain.istioInbound),
+                   "inbound TCP is decided in istio-inbound")
         switch config.inboundPorts {
         case .none:
             return
         case .all:
-            ports = []
-        case .only(let list):
-            ports = list
-        }
-        nat.append(NatChain.prerouting, [.transportProtocol(.tcp)], .jump(NatChain.istioInbound),
-                   "inbound TCP is decided in istio-inbound")
-        if config.inboundPorts == .all {
             if !config.inboundExcludedPorts.isEmpty {
                 let set = nat.addPortSet("inbound-exclude-ports", config.inboundExcludedPorts)
                 nat.append(NatChain.istioInbound, [.transportProtocol(.tcp), .destinationPortInSet(.tcp, set: set)],
@@ -110,10 +105,13 @@ public enum RulesetBuilder {
             }
             nat.append(NatChain.istioInbound, [.transportProtocol(.tcp)], .jump(NatChain.istioInRedirect),
                        "-b '*': all other inbound TCP goes to the proxy")
-        } else if !ports.isEmpty {
+        case .only(let ports) where !ports.isEmpty:
             let set = nat.addPortSet("inbound-ports", ports)
             nat.append(NatChain.istioInbound, [.transportProtocol(.tcp), .destinationPortInSet(.tcp, set: set)],
                        .jump(NatChain.istioInRedirect), "-b: these inbound ports go to the proxy")
+        case .only:
+            // `-b ","`: Istio still hooks prerouting but captures no port.
+            break
         }
     }
 
@@ -127,8 +125,8 @@ public enum RulesetBuilder {
                       "TPROXY: mark established inbound packets for the lo policy route")
         mangle.append(MangleChain.istioDivert, [], .accept, "TPROXY")
         for family in config.enabledFamilies {
-            let loopback = family == .ipv4 ? config.ipv4LoopbackCIDR : CIDR("::1/128")!
-            mangle.append(MangleChain.istioTproxy, [.transportProtocol(.tcp), .destinationAddress(loopback, negated: true)],
+            mangle.append(MangleChain.istioTproxy,
+                          [.transportProtocol(.tcp), .destinationAddress(config.loopbackCIDR(for: family), negated: true)],
                           [.tproxy(family, toPort: config.inboundCapturePort), .setPacketMark(mark), .counter, .verdict(.accept)],
                           "TPROXY: new inbound connections go to the inbound listener")
         }
@@ -174,9 +172,9 @@ public enum RulesetBuilder {
             + config.proxyGIDs.map { Match.socketGID($0, negated: false) }
         for owner in owners {
             for family in config.enabledFamilies {
-                let loopback = family == .ipv4 ? config.ipv4LoopbackCIDR : CIDR("::1/128")!
                 mangle.append(MangleChain.output,
-                              [.outputInterface("lo"), .transportProtocol(.tcp), .destinationAddress(loopback, negated: true), owner],
+                              [.outputInterface("lo"), .transportProtocol(.tcp),
+                               .destinationAddress(config.loopbackCIDR(for: family), negated: true), owner],
                               [.counter, .setPacketMark(outboundMark)], "TPROXY: the proxy's hairpin to its own pod IP")
             }
         }
@@ -184,13 +182,12 @@ public enum RulesetBuilder {
                       [.counter, .restoreMarkFromConnection], "TPROXY: app replies follow the proxy's mark back to lo")
         mangle.insert(MangleChain.istioInbound, at: 0, [.transportProtocol(.tcp), .packetMark(mark, negated: false)],
                       .return, "TPROXY: already diverted; no second TPROXY")
-        mangle.insert(MangleChain.istioInbound, at: 1,
-                      [.inputInterface("lo"), .transportProtocol(.tcp), .sourceAddress(CIDR("127.0.0.6/32")!, negated: false)],
-                      .return, "the proxy's inbound passthrough (source 127.0.0.6) is not captured again")
-        if config.enableIPv6 {
+        // Both at index 1, as Istio inserts them: the IPv6 rule ends up above the IPv4 one.
+        for family in config.enabledFamilies {
+            let source = IPAddress.passthroughSource(family)
             mangle.insert(MangleChain.istioInbound, at: 1,
-                          [.inputInterface("lo"), .transportProtocol(.tcp), .sourceAddress(CIDR("::6/128")!, negated: false)],
-                          .return, "the proxy's inbound passthrough (source ::6) is not captured again")
+                          [.inputInterface("lo"), .transportProtocol(.tcp), .sourceAddress(source.hostPrefix, negated: false)],
+                          .return, "the proxy's inbound passthrough (source \(source)) is not captured again")
         }
         mangle.insert(MangleChain.istioInbound, at: 2,
                       [.inputInterface("lo"), .transportProtocol(.tcp), .packetMark(outboundMark, negated: true)],
@@ -211,11 +208,10 @@ public enum RulesetBuilder {
     /// proxy-bypass triplet.
     private static func addProxyRules(_ context: BuildContext, nat: inout TableDraft) {
         let config = context.config
-        nat.append(NatChain.istioOutput, [.outputInterface("lo"), .sourceAddress(CIDR("127.0.0.6/32")!, negated: false)],
-                   .return, "the proxy's inbound passthrough (source 127.0.0.6) is not captured again")
-        if config.enableIPv6 {
-            nat.append(NatChain.istioOutput, [.outputInterface("lo"), .sourceAddress(CIDR("::6/128")!, negated: false)],
-                       .return, "the proxy's inbound passthrough (source ::6) is not captured again")
+        for family in config.enabledFamilies {
+            let source = IPAddress.passthroughSource(family)
+            nat.append(NatChain.istioOutput, [.outputInterface("lo"), .sourceAddress(source.hostPrefix, negated: false)],
+                       .return, "the proxy's inbound passthrough (source \(source)) is not captured again")
         }
         for uid in config.proxyUIDs {
             addProxyTriplet(context, owner: .socketUID(uid, negated: false), notOwner: .socketUID(uid, negated: true),
@@ -238,14 +234,10 @@ public enum RulesetBuilder {
         if dnsOn && hairpinExcludesDNS { hairpinPorts.append(.destinationPort(.tcp, 53, negated: true)) }
         hairpinPorts.append(.destinationPort(.tcp, config.inboundTunnelPort, negated: true))
         let hairpinComment = "proxy (\(ownerText)) calling its own pod IP goes to the inbound listener (hairpin)"
-        nat.append(NatChain.istioOutput,
-                   [.outputInterface("lo"), .transportProtocol(.tcp),
-                    .destinationAddress(config.ipv4LoopbackCIDR, negated: true)] + hairpinPorts + [owner],
-                   .jump(NatChain.istioInRedirect), hairpinComment)
-        if config.enableIPv6 {
+        for family in config.enabledFamilies {
             nat.append(NatChain.istioOutput,
                        [.outputInterface("lo"), .transportProtocol(.tcp),
-                        .destinationAddress(CIDR("::1/128")!, negated: true)] + hairpinPorts + [owner],
+                        .destinationAddress(config.loopbackCIDR(for: family), negated: true)] + hairpinPorts + [owner],
                        .jump(NatChain.istioInRedirect), hairpinComment)
         }
         // With a loopback CIDR in -i the user wants loopback traffic captured, so no bypass.
@@ -334,11 +326,9 @@ public enum RulesetBuilder {
 
     /// Apps and proxies talking to localhost explicitly are not captured.
     private static func addLoopbackReturnRules(_ config: CaptureConfig, nat: inout TableDraft) {
-        nat.append(NatChain.istioOutput, [.destinationAddress(config.ipv4LoopbackCIDR, negated: false)], .return,
-                   "traffic to localhost is not captured")
-        if config.enableIPv6 {
-            nat.append(NatChain.istioOutput, [.destinationAddress(CIDR("::1/128")!, negated: false)], .return,
-                       "traffic to localhost is not captured")
+        for family in config.enabledFamilies {
+            nat.append(NatChain.istioOutput, [.destinationAddress(config.loopbackCIDR(for: family), negated: false)],
+                       .return, "traffic to localhost is not captured")
         }
     }
 
@@ -374,7 +364,7 @@ public enum RulesetBuilder {
             }
         case .only(let cidrs):
             // Istio writes v4 CIDRs before v6 ones; only the v6 ones depend on IPv6 being enabled.
-            for family in [IPFamily.ipv4, .ipv6] where family == .ipv4 || config.enableIPv6 {
+            for family in config.enabledFamilies {
                 let familyCIDRs = cidrs.filter { $0.family == family }
                 guard !familyCIDRs.isEmpty else { continue }
                 let set = nat.addAddressSet("outbound-include-\(family.rawValue)", family, familyCIDRs)
@@ -476,6 +466,23 @@ private struct DNSPlan {
 extension CaptureConfig {
     /// Families whose address-specific rules are written.
     var enabledFamilies: [IPFamily] { enableIPv6 ? [.ipv4, .ipv6] : [.ipv4] }
+
+    /// What "localhost" means in the loopback rules: `ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR` for IPv4,
+    /// always `::1/128` for IPv6.
+    func loopbackCIDR(for family: IPFamily) -> CIDR {
+        family == .ipv4 ? ipv4LoopbackCIDR : IPAddress.ipv6Loopback.hostPrefix
+    }
+}
+
+extension IPAddress {
+    /// The source the proxy binds when forwarding inbound traffic to the app, so it is not captured
+    /// again (Pilot's "magic upstream bind").
+    public static func passthroughSource(_ family: IPFamily) -> IPAddress {
+        switch family {
+        case .ipv4: IPAddress(family: .ipv4, bytes: [127, 0, 0, 6])
+        case .ipv6: IPAddress(family: .ipv6, bytes: Array(repeating: 0, count: 15) + [6])
+        }
+    }
 }
 
 extension IPAddress {

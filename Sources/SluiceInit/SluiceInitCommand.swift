@@ -34,11 +34,17 @@ public enum SluiceInitCommand {
         for warning in resolved.warnings { output.err("sluice-init: warning: \(warning)") }
         let options = resolved.runOptions
 
+        if options.skipRuleApply && !options.dryRun {
+            // CNI mode: the rules are someone else's, so only Istio's probe can judge them; nothing
+            // needs building (this runs on every pod start).
+            return options.runValidation ? Validation.probe(resolved, output: &output) : 0
+        }
+
+        // No tables is the cleanup: the batch and the text then remove every owned table.
         let ruleset = options.cleanupOnly ? Ruleset(tables: []) : RulesetBuilder.build(resolved.config).stamped()
         let routing = options.cleanupOnly ? RoutingPlan.cleanup(for: resolved.config) : RoutingPlan.apply(for: resolved.config)
         if options.dryRun {
-            let text = (options.cleanupOnly ? NftTextRenderer.renderCleanup() : NftTextRenderer.render(ruleset))
-                + routing.dryRunComments
+            let text = NftTextRenderer.render(ruleset) + routing.dryRunComments
             if let path = options.dryRunFilePath {
                 guard writeFile(path, text) else {
                     output.err("sluice-init: cannot write DRY_RUN_FILE_PATH \(path): \(String(cString: strerror(errno)))")
@@ -49,11 +55,6 @@ public enum SluiceInitCommand {
             }
             return 0
         }
-        if options.skipRuleApply {
-            // CNI mode: the rules are someone else's, so only Istio's probe can judge them.
-            return options.runValidation ? Validation.probe(resolved, output: &output) : 0
-        }
-
         do {
             let outcome = try RulesetProgrammer().program(ruleset, routing: routing)
             output.out("sluice-init: \(outcome)")

@@ -281,7 +281,8 @@ private struct Resolver {
         return result
     }
 
-    /// Linux's `dev_valid_name`: 1-15 bytes, not "." or "..", no '/', ':' or whitespace. A trailing
+    /// Linux's `dev_valid_name`: 1-15 bytes, not "." or "..", no '/', ':' or whitespace; and no '"',
+    /// which Linux allows but nft's string syntax cannot carry (the `--dry-run` text would break). A trailing
     /// '+' (iptables' wildcard, which istio-init users write) or '*' (nft's) matches every interface
     /// with that prefix; both become nft's '*' so the dry-run text and the netlink rule agree.
     func interfaces(_ text: String, _ input: Input) throws(ConfigurationError) -> [String] {
@@ -295,12 +296,12 @@ private struct Resolver {
                         + "prefix followed by one trailing '+' or '*', such as eth+")
             }
             let bytes = Array(name.utf8)
-            let bad: Set<UInt8> = [UInt8(ascii: "/"), UInt8(ascii: ":"), 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]
+            let bad: Set<UInt8> = [UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: "\""), 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]
             guard (1...15).contains(bytes.count), name != ".", name != "..", !bytes.contains(where: bad.contains)
             else {
                 throw ConfigurationError(
                     "invalid interface name \(quoted(written)) in \(settings.label(of: input)): want 1-15 bytes "
-                        + "without '/', ':' or whitespace, not \".\" or \"..\"")
+                        + "without '/', ':', '\"' or whitespace, not \".\" or \"..\"")
             }
             result.append(name)
         }

@@ -119,11 +119,11 @@ struct SettingsResolutionTests {
                 + "prefix followed by one trailing '+' or '*', such as eth+")
     }
 
-    @Test(arguments: ["1234567890123456", ".", "..", "eth/0", "eth:0", "eth 0", "eth\t0"])
+    @Test(arguments: ["1234567890123456", ".", "..", "eth/0", "eth:0", "eth 0", "eth\t0", "eth\"0"])
     func badInterfaceNames(name: String) {
         #expect(error(["-k", name], [:], FakeFacts())
             == "invalid interface name \(quoted(name)) in --kube-virt-interfaces (-k): want 1-15 bytes "
-                + "without '/', ':' or whitespace, not \".\" or \"..\"")
+                + "without '/', ':', '\"' or whitespace, not \".\" or \"..\"")
     }
 
     @Test func interfaceNameLengthIsInBytes() {

@@ -35,7 +35,8 @@ let package = Package(
         .executableTarget(name: "sluice-demo", dependencies: ["SluiceInit", "PodLab", "Netfilter", "Capture"]),
         // Snapshots and fixtures are read from the source tree (#filePath), so re-recording writes them there.
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "SluiceInit"], exclude: ["Snapshots"]),
-        .testTarget(name: "NetfilterTests", dependencies: ["Capture", "Netfilter"]),
+        // PodLab for ScratchNamespace and the nft helpers shared with the kernel tests.
+        .testTarget(name: "NetfilterTests", dependencies: ["Capture", "Netfilter", "PodLab"]),
         .testTarget(name: "KernelTests", dependencies: ["Capture", "Netfilter", "SluiceInit", "PodLab"]),
         // Istio's golden rulesets against Sluice's, probe by probe, with real packets.
         .testTarget(name: "ConformanceTests", dependencies: ["Capture", "Netfilter", "PodLab"], exclude: ["Fixtures"]),

@@ -34,6 +34,7 @@ import istio_rules  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
+# The same argv as CaptureConfig.injectorDefaultArguments (Sources/Capture/InjectorDefault.swift).
 INJECTOR_FLAGS = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "",
                   "-b", "*", "-d", "15090,15021,15020"]
 POD_V4, POD_V6 = "192.0.2.10/24", "2001:db8::10/64"
@@ -462,8 +463,8 @@ class Bench:
                 self.notes.append(f"the machine was busy before the run (load {self.load_at_start}): other work "
                                   "shares these cores, so figures are noisier and slower than on an idle machine")
         if not self.sluice:
-            print(f"sluice-init not found at {self.args.sluice}: figures marked * use a set-based nft text "
-                  "written by this benchmark instead of sluice-init")
+            print(f"WARNING: sluice-init not found at {self.args.sluice}: figures marked * use a set-based nft "
+                  "text written by this benchmark instead of sluice-init; they are NOT sluice-init's figures")
         print("-" * 100)
         verdicts = []
         for label, times in self.results.items():

@@ -24,16 +24,28 @@ missing=()
 for tool in nft iptables-nft-restore ip6tables-nft-restore iptables-nft-save ip6tables-nft-save; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+for tool in gcc python3; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
 if ((${#missing[@]})); then
-    echo "run.sh: installing nftables and iptables (missing: ${missing[*]})"
+    # Only the benchmarks need these (scripts/install-dependencies covers building and testing):
+    # Istio's iptables-restore path for comparison, gcc for connbench.c, python3 for the driver.
+    echo "run.sh: installing nftables, iptables, gcc and python3 (missing: ${missing[*]})"
     apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y nftables iptables
+    DEBIAN_FRONTEND=noninteractive apt-get install -y nftables iptables gcc python3
 fi
 for tool in ip gcc python3 nft iptables-nft-restore; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
 done
 
 sluice_init=${SLUICE_INIT:-.build/release/sluice-init}
+sluice_warning=
+if [[ ! -f $sluice_init || ! -x $sluice_init ]]; then
+    # The run still works, with a stand-in, but its sluice rows then measure no sluice-init at all:
+    # say so before and after, where nobody can miss it.
+    sluice_warning="WARNING: $sluice_init is not built: the sluice rows (marked *) measure a stand-in nft -f text, NOT sluice-init. Build it with: swift build -c release --static-swift-stdlib --product sluice-init"
+    echo "$sluice_warning" >&2
+fi
 work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 prefix="sluicebench-$$"
 driver_pid=
@@ -45,6 +57,7 @@ cleanup() {
         kill "$driver_pid" 2>/dev/null || true
         wait "$driver_pid" 2>/dev/null || true
     fi
+    [[ -z ${sluice_warning:-} ]] || echo "$sluice_warning" >&2
     local ns
     for ns in $(ip netns list | awk '{print $1}' | grep "^${prefix}-" || true); do
         ip netns del "$ns" 2>/dev/null || true
@@ -62,7 +75,8 @@ trap 'exit 130' INT TERM
 gcc -O2 -Wall -o "$work/connbench" "$here/connbench.c"
 
 golden_args=()
-testdata=${ISTIO_TESTDATA:-/work/shared/istio-capture/testdata}
+# Istio's goldens, checked out next to this repository (../shared/istio-capture).
+testdata=${ISTIO_TESTDATA:-$root/../shared/istio-capture/testdata}
 [[ -d $testdata ]] && golden_args=(--check-goldens "$testdata")
 
 # The driver bounds every loop itself; the outer timeout is the last resort.

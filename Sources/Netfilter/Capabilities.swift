@@ -6,21 +6,10 @@ public enum ProcessCapabilities {
     public enum Capability: Sendable, CaseIterable {
         /// Programs nftables, routes and addresses.
         case netAdmin
-        /// Istio asks for it alongside NET_ADMIN (TPROXY sockets); checked for the same message.
-        case netRaw
 
         var value: cap_value_t {
             switch self {
             case .netAdmin: return cap_value_t(CAP_NET_ADMIN)
-            case .netRaw: return cap_value_t(CAP_NET_RAW)
-            }
-        }
-
-        /// The name a pod spec uses in `securityContext.capabilities.add`.
-        public var podSpecName: String {
-            switch self {
-            case .netAdmin: return "NET_ADMIN"
-            case .netRaw: return "NET_RAW"
             }
         }
     }

@@ -76,18 +76,30 @@ public enum KernelError: Error, CustomStringConvertible, Sendable, Hashable {
         }
     }
 
+    /// The error for a netfilter request or system call that failed with `code` while doing
+    /// `operation` ("program nftables", "read back the ruleset"): a missing capability and a missing
+    /// nf_tables get their own cases, which tell the user what to fix; anything else names `call`
+    /// (the operation when nil).
+    static func from(errno code: Int32, operation: String, call: String? = nil) -> KernelError {
+        switch code {
+        case EPERM, EACCES: return .permissionDenied(operation: operation)
+        case EOPNOTSUPP, EAFNOSUPPORT, EPROTONOSUPPORT: return .nftablesUnavailable(operation: operation, errno: code)
+        default: return .systemCall(call ?? operation, errno: code)
+        }
+    }
+
     /// Sorts a failed batch's refusals into the error the user can act on: a missing capability or a
     /// missing nf_tables explain every other refusal, so they win over the list.
     static func classify(_ refusals: [Refusal], operation: String) -> KernelError {
-        if refusals.contains(where: { $0.errno == EPERM || $0.errno == EACCES }) {
-            return .permissionDenied(operation: operation)
-        }
+        let denied = KernelError.permissionDenied(operation: operation)
+        if refusals.contains(where: { from(errno: $0.errno, operation: operation) == denied }) { return denied }
         let batchMarkers: Set<UInt16> = [UInt16(NFNL_MSG_BATCH_BEGIN), UInt16(NFNL_MSG_BATCH_END)]
         let newTable = UInt16(NFT_MSG_NEWTABLE.rawValue)
         for refusal in refusals {
             // nfnetlink answers the batch itself with EOPNOTSUPP when no nf_tables subsystem is
             // registered (module absent and not loadable); a kernel with nf_tables but without the inet
-            // family refuses the table.
+            // family refuses the table (ENOENT: no such family). Elsewhere these codes mean a refused
+            // object, not a missing subsystem.
             if batchMarkers.contains(refusal.messageType) && refusal.errno == EOPNOTSUPP
                 || refusal.messageType == newTable && [EOPNOTSUPP, ENOENT, EAFNOSUPPORT].contains(refusal.errno) {
                 return .nftablesUnavailable(operation: operation, errno: refusal.errno)
@@ -96,7 +108,8 @@ public enum KernelError: Error, CustomStringConvertible, Sendable, Hashable {
         return .refused(refusals)
     }
 
-    static func errorText(_ code: Int32) -> String {
+    /// strerror's text for an errno, for messages across the edge.
+    public static func errorText(_ code: Int32) -> String {
         guard let text = strerror(code) else { return "errno \(code)" }
         return String(cString: text)
     }

@@ -20,8 +20,8 @@ public struct SocketOwner: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs `body` on a new thread with this file-system UID/GID, in the caller's network namespace,
     /// and waits for it: sockets created in `body` are this owner's for `meta skuid`/`skgid`, while the
-    /// process and every other thread keep their credentials. Throws `SystemCallError` naming
-    /// `setfsgid`/`setfsuid` when the kernel refuses the switch (no CAP_SETGID/CAP_SETUID).
+    /// process and every other thread keep their credentials. Throws `CredentialSwitchError` when the
+    /// kernel refuses the switch (no CAP_SETGID/CAP_SETUID).
     public func runOnDedicatedThread<Result>(_ body: () throws -> Result) throws -> Result {
         try withoutActuallyEscaping(body) { body in
             var result: Result?
@@ -32,6 +32,32 @@ public struct SocketOwner: Sendable, Hashable, CustomStringConvertible {
             return result!
         }
     }
+}
+
+/// The kernel refused to switch a thread's file-system GID or UID (the process lacks CAP_SETGID or
+/// CAP_SETUID). Typed, so a caller can name the missing capability without parsing the call's text;
+/// worded as the `SystemCallError` for the call: `setfsgid(1337): Operation not permitted`.
+public enum CredentialSwitchError: Error, Hashable, CustomStringConvertible {
+    case gid(UInt32)
+    case uid(UInt32)
+
+    /// The refused call, as a person would type it: `setfsgid(1337)`.
+    public var call: String {
+        switch self {
+        case .gid(let gid): return "setfsgid(\(gid))"
+        case .uid(let uid): return "setfsuid(\(uid))"
+        }
+    }
+
+    /// The capability the switch takes.
+    public var capability: String {
+        switch self {
+        case .gid: return "CAP_SETGID"
+        case .uid: return "CAP_SETUID"
+        }
+    }
+
+    public var description: String { SystemCallError(call: call, errno: EPERM).description }
 }
 
 /// A network namespace held open by file descriptor.
@@ -145,15 +171,11 @@ public final class NetworkNamespace: @unchecked Sendable {
 
     /// setfsuid/setfsgid change only the calling thread's credentials (unlike setuid, which glibc applies
     /// to every thread). They report failure only by not changing the value, hence the read-back.
-    fileprivate static func switchFileSystemIDs(to owner: SocketOwner) throws {
+    fileprivate static func switchFileSystemIDs(to owner: SocketOwner) throws(CredentialSwitchError) {
         _ = setfsgid(owner.gid)
-        guard setfsgid(owner.gid) == Int32(bitPattern: owner.gid) else {
-            throw SystemCallError(call: "setfsgid(\(owner.gid))", errno: EPERM)
-        }
+        guard setfsgid(owner.gid) == Int32(bitPattern: owner.gid) else { throw CredentialSwitchError.gid(owner.gid) }
         _ = setfsuid(owner.uid)
-        guard setfsuid(owner.uid) == Int32(bitPattern: owner.uid) else {
-            throw SystemCallError(call: "setfsuid(\(owner.uid))", errno: EPERM)
-        }
+        guard setfsuid(owner.uid) == Int32(bitPattern: owner.uid) else { throw CredentialSwitchError.uid(owner.uid) }
     }
 
     private final class ThreadWork: @unchecked Sendable {

@@ -25,6 +25,9 @@ public struct NftablesBatch: Sendable {
     /// error about the batch as a whole (missing capability, missing nf_tables).
     public let beginSequence: UInt32
     public let endSequence: UInt32
+    /// The messages before encoding, in batch order: `NftablesSnapshot(expecting:)` takes the set
+    /// elements from here, as libnftnl cannot parse the batch's element lists back.
+    let plan: [NftablesMessage]
 
     /// The transaction that makes the kernel's owned tables exactly `ruleset`'s: each owned table the
     /// ruleset has is created if absent, deleted and created afresh with its sets, chains and rules;
@@ -59,11 +62,8 @@ public struct NftablesBatch: Sendable {
 
     /// The `--cleanup-only` transaction: every owned table removed (if present), nothing else touched.
     public static func removingOwnedTables(firstSequence: UInt32 = 1) -> NftablesBatch {
-        let plan = Ruleset.ownedTableNames.flatMap { name -> [NftablesMessage] in
-            [.newTable(name: name, comment: nil), .deleteTable(name: name)]
-        }
         do {
-            return try NftablesBatch(plan: plan, firstSequence: firstSequence)
+            return try NftablesBatch(applying: Ruleset(tables: []), firstSequence: firstSequence)
         } catch {
             // Only the constant owned names are encoded here, and they are valid.
             preconditionFailure("encoding the owned table names failed: \(error)")
@@ -102,6 +102,7 @@ public struct NftablesBatch: Sendable {
         Nftnl.appendBatchEnd(sequence: sequence, to: &bytes)
         self.bytes = bytes
         self.messages = messages
+        self.plan = plan
     }
 
     private static func plan(for table: Table, nextSetID: inout UInt32) throws(KernelError) -> [NftablesMessage] {
@@ -158,7 +159,7 @@ public struct NftablesBatch: Sendable {
 
 /// How a set's keys are typed, as nft declares them (`type ipv4_addr; flags interval`).
 struct NftablesSetContents: Hashable, Sendable {
-    /// nft's datatype numbers: `ipv4_addr` 7, `ipv6_addr` 8, `inet_service` 13.
+    /// nft's datatype number (see `NftablesKeyType`).
     var keyType: UInt32
     var keyLength: UInt32
     var isInterval: Bool
@@ -166,16 +167,54 @@ struct NftablesSetContents: Hashable, Sendable {
 
 extension NftablesSetContents {
     init(_ elements: NamedSet.Elements) {
+        let type: NftablesKeyType
         switch elements {
         case .addresses(let family, _):
-            keyType = family == .ipv4 ? 7 : 8
-            keyLength = UInt32(family.addressLength)
+            type = family == .ipv4 ? .ipv4Address : .ipv6Address
             isInterval = true
         case .ports:
-            keyType = 13
-            keyLength = 2
+            type = .port
             isInterval = false
         }
+        keyType = type.number
+        keyLength = type.length
+    }
+}
+
+/// nft's datatypes of the keys Sluice's sets hold: the one table the batch encodes with and the
+/// read-back prints with.
+struct NftablesKeyType: Hashable, Sendable {
+    /// nft's datatype number, stored with the set (`NFTNL_SET_KEY_TYPE`).
+    let number: UInt32
+    /// nft's name of the datatype.
+    let name: String
+    /// Bytes per key.
+    let length: UInt32
+    /// The address family of an address key; nil for a port.
+    let family: IPFamily?
+
+    static let ipv4Address = NftablesKeyType(number: 7, name: "ipv4_addr", length: 4, family: .ipv4)
+    static let ipv6Address = NftablesKeyType(number: 8, name: "ipv6_addr", length: 16, family: .ipv6)
+    static let port = NftablesKeyType(number: 13, name: "inet_service", length: 2, family: nil)
+
+    /// The known type numbered `number`, nil for any other.
+    init?(number: UInt32) {
+        guard let known = [Self.ipv4Address, .ipv6Address, .port].first(where: { $0.number == number }) else { return nil }
+        self = known
+    }
+
+    private init(number: UInt32, name: String, length: UInt32, family: IPFamily?) {
+        self.number = number
+        self.name = name
+        self.length = length
+        self.family = family
+    }
+
+    /// `key` as nft prints it (an address, a port number); nil when it is not `length` bytes.
+    func render(_ key: [UInt8]) -> String? {
+        guard key.count == Int(length) else { return nil }
+        if let family { return IPAddress(family: family, bytes: key).description }
+        return String(UInt16(key[0]) << 8 | UInt16(key[1]))
     }
 }
 

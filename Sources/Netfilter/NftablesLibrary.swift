@@ -4,9 +4,10 @@ import CNetfilter
 import Glibc
 #endif
 
-/// Every libnftnl call of Sluice: turns planned messages into netlink bytes and parses the kernel's dump
-/// messages into plain values. Each libnftnl object is freed before the function that made it returns;
-/// objects handed to a parent (expressions to a rule, elements to a set) are freed with the parent.
+/// libnftnl's encoding side: turns planned messages into netlink bytes and builds the read-back
+/// requests (parsing the kernel's answers is `Readback`'s). Each libnftnl object is freed before the
+/// function that made it returns; objects handed to a parent (expressions to a rule, elements to a
+/// set) are freed with the parent.
 enum Nftnl {
     // MARK: Encoding
 
@@ -241,6 +242,32 @@ enum Nftnl {
         return bytes
     }
 
+    /// A request for the ruleset generation, which the kernel bumps on every commit.
+    static func generationRequest(sequence: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        withMessageBuffer(capacity: 64, appendingTo: &bytes) { buffer in
+            nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC), 0, sequence)
+        }
+        return bytes
+    }
+
+    /// A dump request for the elements of one set (the kernel dumps elements only set by set).
+    static func setElementsRequest(table: String, set: String, sequence: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        withMessageBuffer(capacity: 1024, appendingTo: &bytes) { buffer in
+            guard let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue),
+                                                     UInt16(NFPROTO_INET), UInt16(NLM_F_DUMP), sequence),
+                  let object = nftnl_set_alloc() else { return nil }
+            defer { nftnl_set_free(object) }
+            // Names are at most 255 bytes (the kernel's limit), well inside the buffer.
+            _ = nftnl_set_set_str(object, attribute(NFTNL_SET_TABLE), table)
+            _ = nftnl_set_set_str(object, attribute(NFTNL_SET_NAME), set)
+            nftnl_set_elems_nlmsg_build_payload(header, object)
+            return header
+        }
+        return bytes
+    }
+
     /// libnftnl's text form of a rule message (`[ meta load l4proto => reg 1 ] ...`), the form
     /// `nft --debug=netlink` prints; for tests and diagnostics.
     static func ruleText(_ message: UnsafePointer<nlmsghdr>) -> String? {
@@ -269,15 +296,6 @@ enum Nftnl {
     }
 
     private static func attribute(_ value: Int) -> UInt16 { UInt16(value) }
-
-    private static func string(_ pointer: UnsafePointer<CChar>?) -> String? {
-        pointer.map { String(cString: $0) }
-    }
-
-    private static func bytes(_ pointer: UnsafeRawPointer?, _ length: UInt32) -> [UInt8] {
-        guard let pointer, length > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: pointer, count: Int(length)))
-    }
 
     private static func withObject<Object>(_ object: Object?, free: (Object) -> Void,
                                            _ body: (Object) throws(KernelError) -> Void) throws(KernelError) {

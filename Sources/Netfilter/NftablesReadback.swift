@@ -57,13 +57,23 @@ public struct NftablesSnapshot: Sendable, Hashable {
 }
 
 extension NftablesSnapshot {
-    /// What the kernel holds right after `NftablesBatch(applying: ruleset)` was committed: the batch's
-    /// own messages replayed (tables created, deleted and created again; sets, chains and rules parsed
-    /// back with libnftnl), plus the set elements the batch carries.
+    /// What the kernel holds right after `NftablesBatch(applying: ruleset)` was committed.
     public init(expecting ruleset: Ruleset) throws(KernelError) {
-        let batch = try NftablesBatch(applying: ruleset)
+        try self.init(expecting: NftablesBatch(applying: ruleset))
+    }
+
+    /// What the kernel holds right after `batch` was committed: its own messages replayed (tables
+    /// created, deleted and created again; sets, chains and rules parsed back with libnftnl), plus the
+    /// set elements it carries.
+    init(expecting batch: NftablesBatch) throws(KernelError) {
         guard let messages = NetlinkMessage.split(batch.bytes) else {
             throw .unexpectedReply("the batch for the expected ruleset does not split into messages")
+        }
+        // libnftnl cannot parse the batch's element lists back (nft numbers the nested elements where
+        // its parser wants NFTA_LIST_ELEM), so they come from the plan the batch was encoded from.
+        var elements: [String: [String: [NftablesSetElement]]] = [:]
+        for case let .newSetElements(table, set, _, chunk, _, _) in batch.plan {
+            elements[table, default: [:]][set, default: []] += chunk
         }
         var tables: [Table] = []
         func index(_ name: String) -> Int? { tables.firstIndex { $0.name == name } }
@@ -80,17 +90,11 @@ extension NftablesSnapshot {
                 guard let parsed = message.withHeader(Readback.parseTable) else { throw Readback.unparsable("table") }
                 tables.removeAll { $0.name == parsed.name }
             case NFT_MSG_NEWSET.rawValue:
-                guard let (table, set, _) = message.withHeader(Readback.parseSet), let at = index(table) else {
+                guard let (table, set, keyType) = message.withHeader(Readback.parseSet), let at = index(table) else {
                     throw Readback.unparsable("set")
                 }
-                // libnftnl cannot parse the batch's element lists back (nft numbers the nested
-                // elements where its parser wants NFTA_LIST_ELEM), so they come from the model the
-                // batch was encoded from.
                 var withElements = set
-                if let contents = ruleset.table(named: table)?.sets.first(where: { $0.name == set.name })?.elements {
-                    withElements.elements = Readback.render(NftablesSetElement.elements(of: contents),
-                                                            keyType: NftablesSetContents(contents).keyType)
-                }
+                withElements.elements = Readback.render(elements[table]?[set.name] ?? [], keyType: keyType)
                 tables[at].sets.append(withElements)
             case NFT_MSG_NEWCHAIN.rawValue:
                 guard let (table, chain) = message.withHeader(Readback.parseChain), let at = index(table) else {
@@ -129,26 +133,32 @@ extension NftablesSnapshot {
 }
 
 /// Reads Sluice's owned tables back from the kernel over netlink, in the network namespace of the
-/// thread that creates it, to check that what was programmed is what runs.
+/// thread that creates it (or its socket), to check that what was programmed is what runs.
 public final class NftablesReadback {
     private let socket: NftablesSocket
     private var nextSequence: UInt32
 
     private static let replyTimeoutMilliseconds: Int32 = 10_000
 
-    public init() throws(KernelError) {
-        socket = try NftablesSocket()
-        // Distinct from other clients' (which start at the time), so stale answers cannot match.
+    public convenience init() throws(KernelError) {
+        self.init(socket: try NftablesSocket())
+    }
+
+    /// Reads over `socket`, which may be an `NftablesClient`'s: one socket then serves the read and the
+    /// apply after it.
+    init(socket: NftablesSocket) {
+        self.socket = socket
+        // Distinct from a client's (which start at the time), so stale answers cannot match.
         nextSequence = UInt32(truncatingIfNeeded: time(nil)) &+ 0x4000_0000
     }
 
     /// The owned tables as the kernel holds them, read consistently: the dumps are repeated if the
-    /// ruleset generation changed while they ran.
+    /// ruleset generation changed while they ran or the kernel marked a dump interrupted.
     public func read() throws(KernelError) -> NftablesSnapshot {
         // Bounded: another agent rewriting the rules non-stop makes every pass inconsistent.
         for _ in 0..<5 {
             let before = try generation()
-            let snapshot = try readOnce()
+            guard let snapshot = try readOnce() else { continue }
             if try generation() == before { return snapshot }
         }
         throw .unexpectedReply("the ruleset kept changing while it was read back")
@@ -157,33 +167,47 @@ public final class NftablesReadback {
     /// The first difference between the kernel's owned tables and what applying `ruleset` programs,
     /// nil when they are the same.
     public func firstDifference(from ruleset: Ruleset) throws(KernelError) -> String? {
-        let expected = try NftablesSnapshot(expecting: ruleset)
-        return try read().firstDifference(from: expected)
+        let held = try read()
+        if held.tables.isEmpty {
+            // A fresh pod: its first table is missing, whatever the ruleset holds, so there is no need
+            // to work out what the ruleset would read back as.
+            let names = ruleset.tables.map { NftablesSnapshot.Table(name: $0.name, comment: nil, sets: [], chains: []) }
+            return held.firstDifference(from: NftablesSnapshot(tables: Readback.ordered(names)))
+        }
+        return held.firstDifference(from: try NftablesSnapshot(expecting: ruleset))
     }
 
     // MARK: Private
 
-    private func readOnce() throws(KernelError) -> NftablesSnapshot {
+    /// One pass of dumps; nil when the kernel marked one interrupted by a commit.
+    private func readOnce() throws(KernelError) -> NftablesSnapshot? {
         let owned = Set(Ruleset.ownedTableNames)
-        let parsedTables = try dump(Readback.request(NFT_MSG_GETTABLE), Readback.parseTable)
-            .filter { owned.contains($0.name) }
-        guard !parsedTables.isEmpty else { return NftablesSnapshot(tables: []) }
-        let present = Set(parsedTables.map(\.name))
-        var tables = parsedTables.map { NftablesSnapshot.Table(name: $0.name, comment: $0.comment, sets: [], chains: []) }
+        guard let dumpedTables = try dump(NFT_MSG_GETTABLE, Readback.parseTable) else { return nil }
+        var tables = dumpedTables.filter { owned.contains($0.name) }
+            .map { NftablesSnapshot.Table(name: $0.name, comment: $0.comment, sets: [], chains: []) }
+        guard !tables.isEmpty else { return NftablesSnapshot(tables: []) }
+        // Nil for the tables of other agents, which the dumps list too.
         func index(_ name: String) -> Int? { tables.firstIndex { $0.name == name } }
 
-        for (table, set, keyType) in try dump(Readback.request(NFT_MSG_GETSET), Readback.parseSet) where present.contains(table) {
+        guard let sets = try dump(NFT_MSG_GETSET, Readback.parseSet) else { return nil }
+        for (table, set, keyType) in sets {
             guard let at = index(table) else { continue }
+            let request = { sequence in Nftnl.setElementsRequest(table: table, set: set.name, sequence: sequence) }
+            guard let elements = try exchange(request, isDump: true, reading: "the ruleset", Readback.parseElements) else {
+                return nil
+            }
             var withElements = set
-            let elements = try dump(Readback.elementRequest(table: table, set: set.name), Readback.parseElements)
             withElements.elements = Readback.render(elements.flatMap { $0 }, keyType: keyType)
             tables[at].sets.append(withElements)
         }
-        for (table, chain) in try dump(Readback.request(NFT_MSG_GETCHAIN), Readback.parseChain) where present.contains(table) {
+        guard let chains = try dump(NFT_MSG_GETCHAIN, Readback.parseChain) else { return nil }
+        for (table, chain) in chains {
             if let at = index(table) { tables[at].chains.append(chain) }
         }
-        for (table, chain, rule) in try dump(Readback.request(NFT_MSG_GETRULE), Readback.parseRule) where present.contains(table) {
-            guard let at = index(table), let chainIndex = tables[at].chains.firstIndex(where: { $0.name == chain }) else {
+        guard let rules = try dump(NFT_MSG_GETRULE, Readback.parseRule) else { return nil }
+        for (table, chain, rule) in rules {
+            guard let at = index(table) else { continue }
+            guard let chainIndex = tables[at].chains.firstIndex(where: { $0.name == chain }) else {
                 throw .unexpectedReply("a rule of chain \(chain), which the chain dump of inet \(table) did not list")
             }
             tables[at].chains[chainIndex].rules.append(rule)
@@ -193,72 +217,58 @@ public final class NftablesReadback {
 
     /// The ruleset generation: the kernel bumps it on every committed transaction.
     private func generation() throws(KernelError) -> UInt32 {
+        let answers = try exchange(Nftnl.generationRequest, isDump: false, reading: "the ruleset generation",
+                                   Readback.parseGeneration)
+        guard let id = answers?.first else { throw .unexpectedReply("no answer to the ruleset generation request") }
+        return id
+    }
+
+    /// Every object of one kind in inet tables; nil when the dump was interrupted (see `exchange`).
+    private func dump<Value>(_ type: nf_tables_msg_types,
+                             _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
+        try exchange({ Nftnl.dumpRequest(type, sequence: $0) }, isDump: true, reading: "the ruleset", parse)
+    }
+
+    /// Sends one request and collects what `parse` makes of each answer: up to the dump's NLMSG_DONE,
+    /// or the first answer of a request that is not a dump. Nil when the kernel marked the dump
+    /// interrupted (NLM_F_DUMP_INTR): a commit changed the ruleset while it ran.
+    private func exchange<Value>(_ request: (UInt32) -> [UInt8], isDump: Bool, reading object: String,
+                                 _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
+        let operation = "read back \(object)"
         let sequence = nextSequence
         nextSequence &+= 1
         try socket.discardQueuedReplies()
-        try socket.send(Readback.build(capacity: 64) { buffer in
-            nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC), 0, sequence)
-        })
+        try socket.send(request(sequence), operation: operation)
+        var values: [Value] = []
+        var interrupted = false
         let deadline = ContinuousClock.now + .milliseconds(Int(Self.replyTimeoutMilliseconds))
-        // Bounded by the deadline: the kernel answers with one message.
+        // Bounded by the deadline: each datagram holds at least one answer or ends the exchange.
         while ContinuousClock.now < deadline {
-            guard let datagram = try socket.receive(timeout: Self.replyTimeoutMilliseconds),
-                  let messages = NetlinkMessage.split(datagram) else { break }
+            guard let datagram = try socket.receive(timeout: Self.replyTimeoutMilliseconds) else { break }
+            guard let messages = NetlinkMessage.split(datagram) else {
+                throw .unexpectedReply("a malformed netlink datagram of \(datagram.count) bytes")
+            }
             for message in messages where message.sequence == sequence {
-                if Int32(message.type) == NLMSG_ERROR, let status = message.status, status != 0 {
-                    throw Readback.dumpError("the ruleset generation", status)
-                }
-                if let id = message.withHeader(Readback.parseGeneration) { return id }
-            }
-        }
-        throw .unexpectedReply("no answer to the ruleset generation request")
-    }
-
-    /// Every object one dump request returns, restarting if the ruleset changed mid-dump (as
-    /// `NftablesClient` does for its own reads).
-    private func dump<Value>(_ request: (UInt32) -> [UInt8],
-                             _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value] {
-        for _ in 0..<5 {
-            let sequence = nextSequence
-            nextSequence &+= 1
-            try socket.discardQueuedReplies()
-            try socket.send(request(sequence))
-            var values: [Value] = []
-            var interrupted = false
-            var done = false
-            let deadline = ContinuousClock.now + .milliseconds(Int(Self.replyTimeoutMilliseconds))
-            // Bounded by the deadline: each datagram holds at least one object or ends the dump.
-            while !done {
-                guard ContinuousClock.now < deadline,
-                      let datagram = try socket.receive(timeout: Self.replyTimeoutMilliseconds) else {
-                    throw .unexpectedReply("a read-back dump did not finish")
-                }
-                guard let messages = NetlinkMessage.split(datagram) else {
-                    throw .unexpectedReply("a malformed netlink datagram of \(datagram.count) bytes")
-                }
-                for message in messages where message.sequence == sequence {
-                    if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
-                    switch Int32(message.type) {
-                    case NLMSG_DONE:
-                        if let status = message.status, status != 0 { throw Readback.dumpError("the ruleset", status) }
-                        done = true
-                    case NLMSG_ERROR:
-                        guard let status = message.status else {
-                            throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
-                        }
-                        if status == 0 { continue }
-                        throw Readback.dumpError("the ruleset", status)
-                    default:
-                        guard let value = message.withHeader(parse) else {
-                            throw .unexpectedReply("a dumped message libnftnl cannot parse")
-                        }
-                        values.append(value)
+                if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                switch Int32(message.type) {
+                case NLMSG_DONE:
+                    if let status = message.status, status != 0 { throw .from(errno: status, operation: operation) }
+                    return interrupted ? nil : values
+                case NLMSG_ERROR:
+                    guard let status = message.status else {
+                        throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
                     }
+                    if status != 0 { throw .from(errno: status, operation: operation) }
+                default:
+                    guard let value = message.withHeader(parse) else {
+                        throw .unexpectedReply("a dumped message libnftnl cannot parse")
+                    }
+                    values.append(value)
+                    if !isDump { return values }
                 }
             }
-            if !interrupted { return values }
         }
-        throw .unexpectedReply("the ruleset kept changing while it was read back")
+        throw .unexpectedReply(isDump ? "a read-back dump did not finish" : "no answer to the request for \(object)")
     }
 }
 
@@ -266,59 +276,13 @@ public final class NftablesReadback {
 enum Readback {
     struct ParsedTable { var name: String; var comment: String? }
 
-    /// One element as the kernel stores it.
-    struct Element { var key: [UInt8]; var isIntervalEnd: Bool; var isOpenInterval: Bool }
-
-    /// nft's names of the key datatypes Sluice uses.
-    static let keyTypeNames: [UInt32: String] = [7: "ipv4_addr", 8: "ipv6_addr", 13: "inet_service"]
-
     static func unparsable(_ kind: String) -> KernelError {
         .unexpectedReply("a \(kind) message of the expected batch that libnftnl cannot parse")
-    }
-
-    static func dumpError(_ object: String, _ status: Int32) -> KernelError {
-        let operation = "read back \(object)"
-        switch status {
-        case EPERM, EACCES: return .permissionDenied(operation: operation)
-        case EOPNOTSUPP, EAFNOSUPPORT: return .nftablesUnavailable(operation: operation, errno: status)
-        default: return .systemCall(operation, errno: status)
-        }
     }
 
     /// Owned tables in `Ruleset.ownedTableNames` order.
     static func ordered(_ tables: [NftablesSnapshot.Table]) -> [NftablesSnapshot.Table] {
         Ruleset.ownedTableNames.compactMap { name in tables.first { $0.name == name } }
-    }
-
-    // MARK: Requests
-
-    static func request(_ type: nf_tables_msg_types) -> (UInt32) -> [UInt8] {
-        { sequence in Nftnl.dumpRequest(type, sequence: sequence) }
-    }
-
-    static func elementRequest(table: String, set: String) -> (UInt32) -> [UInt8] {
-        { sequence in
-            build(capacity: 1024) { buffer in
-                guard let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue),
-                                                         UInt16(NFPROTO_INET), UInt16(NLM_F_DUMP), sequence),
-                      let object = nftnl_set_alloc() else { return nil }
-                defer { nftnl_set_free(object) }
-                // Names are at most 255 bytes (the kernel's limit), well inside the buffer.
-                _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_TABLE.rawValue), table)
-                _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_NAME.rawValue), set)
-                nftnl_set_elems_nlmsg_build_payload(header, object)
-                return header
-            }
-        }
-    }
-
-    /// One message built in a zeroed buffer of `capacity` bytes, cut to its length.
-    static func build(capacity: Int, _ body: (UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<nlmsghdr>?) -> [UInt8] {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
-        guard let header = body(buffer.assumingMemoryBound(to: CChar.self)) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: buffer, count: min(Int(header.pointee.nlmsg_len), capacity)))
     }
 
     // MARK: Parsing
@@ -352,9 +316,9 @@ enum Readback {
             nftnl_set_is_set(set, UInt16(attribute.rawValue)) ? nftnl_set_get_u32(set, UInt16(attribute.rawValue)) : 0
         }
         let keyType = u32(NFTNL_SET_KEY_TYPE), keyLength = u32(NFTNL_SET_KEY_LEN), flags = u32(NFTNL_SET_FLAGS)
-        var declaration = "type " + (keyTypeNames[keyType].map { name in
+        var declaration = "type " + (NftablesKeyType(number: keyType).map { type in
             // A known name with an unexpected length must still show as different.
-            keyLength == (keyType == 7 ? 4 : keyType == 8 ? 16 : 2) ? name : "\(name) (\(keyLength) bytes)"
+            keyLength == type.length ? type.name : "\(type.name) (\(keyLength) bytes)"
         } ?? "\(keyType) (\(keyLength) bytes)")
         let interval = UInt32(NFT_SET_INTERVAL.rawValue)
         if flags & interval != 0 { declaration += "; flags interval" }
@@ -363,14 +327,14 @@ enum Readback {
                 keyType)
     }
 
-    static func parseElements(_ message: UnsafePointer<nlmsghdr>) -> [Element]? {
+    static func parseElements(_ message: UnsafePointer<nlmsghdr>) -> [NftablesSetElement]? {
         guard let set = nftnl_set_alloc() else { return nil }
         defer { nftnl_set_free(set) }
         guard nftnl_set_elems_nlmsg_parse(message, set) >= 0, let iterator = nftnl_set_elems_iter_create(set) else {
             return nil
         }
         defer { nftnl_set_elems_iter_destroy(iterator) }
-        var elements: [Element] = []
+        var elements: [NftablesSetElement] = []
         // `next` hands out the current element and advances; it ends at the list's end, so this is
         // bounded by the elements one message holds.
         while let element = nftnl_set_elems_iter_next(iterator) {
@@ -382,8 +346,8 @@ enum Readback {
             let userFlags = Userdata.decode(userdata)?[UInt8(NFTNL_UDATA_SET_ELEM_FLAGS.rawValue)] ?? []
             let isOpen = userFlags.count == 4
                 && userFlags.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } & UInt32(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue) != 0
-            elements.append(Element(key: key, isIntervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0,
-                                    isOpenInterval: isOpen))
+            elements.append(NftablesSetElement(key: key, isIntervalEnd: flags & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0,
+                                               isOpenInterval: isOpen))
         }
         return elements
     }
@@ -468,27 +432,15 @@ enum Readback {
 
     /// Sorted element lines: a port, an address, with ` (range end)` or ` (open range)`.
     static func render(_ elements: [NftablesSetElement], keyType: UInt32) -> [String] {
-        render(elements.map { Element(key: $0.key, isIntervalEnd: $0.isIntervalEnd, isOpenInterval: $0.isOpenInterval) },
-               keyType: keyType)
-    }
-
-    static func render(_ elements: [Element], keyType: UInt32) -> [String] {
-        elements.sorted { ($0.key.lexicographicallyPrecedes($1.key)) || ($0.key == $1.key && !$0.isIntervalEnd && $1.isIntervalEnd) }
+        let type = NftablesKeyType(number: keyType)
+        return elements.sorted { ($0.key.lexicographicallyPrecedes($1.key)) || ($0.key == $1.key && !$0.isIntervalEnd && $1.isIntervalEnd) }
             .map { element in
-                var text = renderKey(element.key, keyType: keyType)
+                var text: String = type?.render(element.key)
+                    ?? "0x" + element.key.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
                 if element.isIntervalEnd { text += " (range end)" }
                 if element.isOpenInterval { text += " (open range)" }
                 return text
             }
-    }
-
-    private static func renderKey(_ key: [UInt8], keyType: UInt32) -> String {
-        switch (keyType, key.count) {
-        case (7, 4): return IPAddress(family: .ipv4, bytes: key).description
-        case (8, 16): return IPAddress(family: .ipv6, bytes: key).description
-        case (13, 2): return String(UInt16(key[0]) << 8 | UInt16(key[1]))
-        default: return "0x" + key.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-        }
     }
 
     private static func hookName(_ hook: UInt32) -> String {

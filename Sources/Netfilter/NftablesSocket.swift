@@ -17,12 +17,9 @@ final class NftablesSocket {
 
     init() throws(KernelError) {
         guard let socket = mnl_socket_open2(NETLINK_NETFILTER, Int32(SOCK_CLOEXEC.rawValue)) else {
-            let code = errno
-            // No nfnetlink in the kernel at all.
-            if code == EPROTONOSUPPORT || code == EAFNOSUPPORT {
-                throw .nftablesUnavailable(operation: "opening a netfilter netlink socket", errno: code)
-            }
-            throw .systemCall("socket(AF_NETLINK, NETLINK_NETFILTER)", errno: code)
+            // EPROTONOSUPPORT or EAFNOSUPPORT: no nfnetlink in the kernel at all.
+            throw .from(errno: errno, operation: "open a netfilter netlink socket",
+                        call: "socket(AF_NETLINK, NETLINK_NETFILTER)")
         }
         guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
             let code = errno
@@ -58,14 +55,15 @@ final class NftablesSocket {
     }
 
     /// Sends `bytes` as one datagram: the kernel reads a batch only from a single `sendmsg`.
-    func send(_ bytes: [UInt8]) throws(KernelError) {
-        let sent = Self.retryingInterrupts {
+    /// `operation` words a failure for the user ("program nftables", "read back the ruleset").
+    func send(_ bytes: [UInt8], operation: String) throws(KernelError) {
+        // Up to 100 tries: a signal storm must not hang sluice-init.
+        let sent = retryingInterrupts(100) {
             bytes.withUnsafeBytes { mnl_socket_sendto(socket, $0.baseAddress, $0.count) }
         }
         guard sent == bytes.count else {
-            let code = sent < 0 ? errno : EMSGSIZE
-            if code == EPERM || code == EACCES { throw .permissionDenied(operation: "program nftables") }
-            throw .systemCall("sendmsg(NETLINK_NETFILTER, \(bytes.count) bytes)", errno: code)
+            throw .from(errno: sent < 0 ? errno : EMSGSIZE, operation: operation,
+                        call: "sendmsg(NETLINK_NETFILTER, \(bytes.count) bytes)")
         }
     }
 
@@ -83,7 +81,7 @@ final class NftablesSocket {
                 throw .systemCall("poll(NETLINK_NETFILTER)", errno: errno)
             }
             if ready == 0 { return nil }
-            let received = Self.retryingInterrupts {
+            let received = retryingInterrupts(100) {
                 receiveBuffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
             }
             guard received >= 0 else {
@@ -112,17 +110,6 @@ final class NftablesSocket {
                 throw error
             }
         }
-    }
-
-    private static func retryingInterrupts(_ call: () -> Int) -> Int {
-        // A signal can interrupt a call any number of times; a bounded number of retries keeps a
-        // signal storm from hanging sluice-init.
-        for _ in 0..<100 {
-            let result = call()
-            if result >= 0 || errno != EINTR { return result }
-        }
-        errno = EINTR
-        return -1
     }
 }
 

@@ -63,13 +63,14 @@ public enum PolicyRouting {
         } catch {
             throw PolicyRoutingError(command: plan.commands[0], reason: "\(error)")
         }
+        let interfaces = Interfaces(netlink)
         let verb: RoutingPlan.Verb = plan.direction == .apply ? .add : .del
         var added: [RoutingPlan.Step] = []
         for step in plan.steps {
             let command = step.command(verb)
             do {
                 let changes = plan.direction == .apply
-                    ? try apply(step, netlink) : try remove(step, netlink)
+                    ? try apply(step, netlink, interfaces) : try remove(step, netlink, interfaces)
                 if changes == 0 {
                     report.unchanged.append(command)
                 } else {
@@ -85,7 +86,7 @@ public enum PolicyRouting {
                 }
                 // Each added step was absent before this run, so removing every match removes only it.
                 for step in added.reversed() {
-                    if (try? remove(step, netlink)) != nil {
+                    if (try? remove(step, netlink, interfaces)) != nil {
                         failure.undone.append(step.command(.add))
                     } else {
                         failure.leftInPlace.append(step.command(.add))
@@ -99,18 +100,14 @@ public enum PolicyRouting {
 
     // MARK: Steps (each returns how many kernel objects it changed)
 
-    private static func apply(_ step: RoutingPlan.Step, _ netlink: RouteNetlink) throws -> Int {
+    private static func apply(_ step: RoutingPlan.Step, _ netlink: RouteNetlink, _ interfaces: Interfaces) throws -> Int {
         switch step {
-        case .interfaceAddress(let address, let prefixLength, let interface):
+        case .interfaceAddress(let address, let prefixLength, let name):
+            let interface = try interfaces.named(name)
             if try netlink.addresses(family: address.family, on: interface).contains(where: { $0.address == address }) {
                 return 0
             }
-            do {
-                try netlink.addAddress(address, prefixLength: prefixLength, to: interface)
-            } catch let error as SystemCallError where error.errno == EEXIST {
-                return 0
-            }
-            return 1
+            return try netlink.addAddressUnlessPresent(address, prefixLength: prefixLength, to: interface) ? 1 : 0
 
         case .fwmarkRule(let family, let mark, let table):
             if try netlink.fibRules(family: family).contains(where: { $0.isFwmarkLookup(mark: mark, table: table) }) {
@@ -121,14 +118,14 @@ public enum PolicyRouting {
             return 1
 
         case .localDefaultRoute(let family, let table):
-            let loopback = try netlink.interfaceIndex(named: "lo")
-            if try !localDefaultRoutes(family, table, loopback, netlink).isEmpty { return 0 }
+            let loopback = try interfaces.named("lo")
+            if try !localDefaultRoutes(family, table, loopback.index, netlink).isEmpty { return 0 }
             do {
-                try netlink.addRoute(to: nil, family: family, device: "lo", table: table, type: .local)
+                try netlink.addRoute(to: nil, family: family, via: nil, device: loopback, table: table, type: .local)
             } catch let error as SystemCallError where error.errno == EEXIST {
                 // Only fine if what exists is ours (another run got there first); a different default
                 // route in the table would silently break TPROXY, so it is named instead.
-                if try !localDefaultRoutes(family, table, loopback, netlink).isEmpty { return 0 }
+                if try !localDefaultRoutes(family, table, loopback.index, netlink).isEmpty { return 0 }
                 let defaults = try netlink.routes(family: family, table: table).filter { $0.destination == nil }
                 throw PolicyRoutingError(
                     command: step.command(.add),
@@ -142,13 +139,14 @@ public enum PolicyRouting {
         }
     }
 
-    private static func remove(_ step: RoutingPlan.Step, _ netlink: RouteNetlink) throws -> Int {
+    private static func remove(_ step: RoutingPlan.Step, _ netlink: RouteNetlink, _ interfaces: Interfaces) throws -> Int {
         var removed = 0
         // Each round removes everything listed; more rounds only if something was added meanwhile.
         for _ in 0..<8 {
             let found: [() throws -> Void]
             switch step {
-            case .interfaceAddress(let address, _, let interface):
+            case .interfaceAddress(let address, _, let name):
+                let interface = try interfaces.named(name)
                 found = try netlink.addresses(family: address.family, on: interface)
                     .filter { $0.address == address }
                     .map { entry in { try netlink.deleteAddress(address, prefixLength: entry.prefixLength, from: interface) } }
@@ -157,8 +155,8 @@ public enum PolicyRouting {
                     .filter { $0.isFwmarkLookup(mark: mark, table: table) }
                     .map { rule in { try netlink.deleteFibRule(rule) } }
             case .localDefaultRoute(let family, let table):
-                let loopback = try netlink.interfaceIndex(named: "lo")
-                found = try localDefaultRoutes(family, table, loopback, netlink)
+                let loopback = try interfaces.named("lo")
+                found = try localDefaultRoutes(family, table, loopback.index, netlink)
                     .map { route in { try netlink.deleteRoute(route) } }
             }
             if found.isEmpty { return removed }
@@ -173,6 +171,22 @@ public enum PolicyRouting {
             }
         }
         return removed
+    }
+
+    /// Interfaces by name, each looked up once per carry-out: `lo` serves several steps, and a removal
+    /// lists and deletes in rounds.
+    private final class Interfaces {
+        private let netlink: RouteNetlink
+        private var known: [String: RouteNetlink.Interface] = [:]
+
+        init(_ netlink: RouteNetlink) { self.netlink = netlink }
+
+        func named(_ name: String) throws -> RouteNetlink.Interface {
+            if let interface = known[name] { return interface }
+            let interface = try netlink.interface(named: name)
+            known[name] = interface
+            return interface
+        }
     }
 
     private static func localDefaultRoutes(_ family: IPFamily, _ table: UInt32, _ loopback: Int32,

@@ -16,6 +16,13 @@ public final class RouteNetlink {
         case local
     }
 
+    /// An interface by name (for messages) and by the index requests name it with, in this socket's
+    /// namespace: callers that address one interface several times look it up once.
+    struct Interface {
+        let name: String
+        let index: Int32
+    }
+
     private let socket: OpaquePointer
     private let portID: UInt32
     private var sequence: UInt32
@@ -49,14 +56,17 @@ public final class RouteNetlink {
     public func interfaceIndex(named name: String) throws -> Int32 {
         var index: Int32 = 0
         try request(type: RTM_GETLINK, flags: 0, describedAs: "RTM_GETLINK dev \(name)", build: { message in
-            _ = Self.putHeader(message, ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0,
-                                                   ifi_index: 0, ifi_flags: 0, ifi_change: 0))
+            _ = Self.putHeader(message, Self.emptyLinkHeader(index: 0))
             mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
         }, onReply: { reply in
             guard reply.pointee.nlmsg_type == UInt16(RTM_NEWLINK) else { return }
             index = mnl_nlmsg_get_payload(reply).assumingMemoryBound(to: ifinfomsg.self).pointee.ifi_index
         })
         return index
+    }
+
+    func interface(named name: String) throws -> Interface {
+        Interface(name: name, index: try interfaceIndex(named: name))
     }
 
     /// Creates a veth pair: `name` here, `peerName` in the namespace open at `peerNamespace` (a file
@@ -95,29 +105,35 @@ public final class RouteNetlink {
     /// Adds `address/prefixLength` to `interface`. IPv6 addresses skip duplicate address detection so
     /// they are usable at once (a tentative address cannot be bound or used as a source).
     public func addAddress(_ address: IPAddress, prefixLength: Int, to interface: String) throws {
-        let index = try interfaceIndex(named: interface)
+        try addAddress(address, prefixLength: prefixLength, to: self.interface(named: interface))
+    }
+
+    func addAddress(_ address: IPAddress, prefixLength: Int, to interface: Interface) throws {
         try request(type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL,
-                    describedAs: "RTM_NEWADDR \(address)/\(prefixLength) dev \(interface)") { message in
-            _ = Self.putHeader(message, ifaddrmsg(ifa_family: Self.addressFamily(address.family),
-                                                   ifa_prefixlen: UInt8(prefixLength), ifa_flags: 0,
-                                                   ifa_scope: 0, ifa_index: UInt32(index)))
-            Self.putAddress(message, type: UInt16(IFA_LOCAL), address)
-            Self.putAddress(message, type: UInt16(IFA_ADDRESS), address)
+                    describedAs: "RTM_NEWADDR \(address)/\(prefixLength) dev \(interface.name)") { message in
+            Self.putAddressMessage(message, address, prefixLength: prefixLength, interface: interface)
             if address.family == .ipv6 {
                 mnl_attr_put_u32(message, UInt16(IFA_FLAGS), UInt32(IFA_F_NODAD))
             }
         }
     }
 
-    /// `ip addr add` that treats "already there" as success: what `sluice-init` needs for `::6/128` on
-    /// `lo` (the inbound passthrough source), which Istio adds with "file exists" ignored.
-    /// Opens its own socket in the calling thread's namespace.
-    public static func ensureAddress(_ address: IPAddress, prefixLength: Int, on interface: String) throws {
+    /// `ip addr add` that treats "already there" as success, as Istio does for `::6/128` on `lo` (the
+    /// inbound passthrough source); false when the address was there.
+    @discardableResult
+    func addAddressUnlessPresent(_ address: IPAddress, prefixLength: Int, to interface: Interface) throws -> Bool {
         do {
-            try RouteNetlink().addAddress(address, prefixLength: prefixLength, to: interface)
+            try addAddress(address, prefixLength: prefixLength, to: interface)
+            return true
         } catch let error as SystemCallError where error.errno == EEXIST {
-            return
+            return false
         }
+    }
+
+    /// `addAddressUnlessPresent` on a socket of its own in the calling thread's namespace.
+    public static func ensureAddress(_ address: IPAddress, prefixLength: Int, on interface: String) throws {
+        let netlink = try RouteNetlink()
+        try netlink.addAddressUnlessPresent(address, prefixLength: prefixLength, to: netlink.interface(named: interface))
     }
 
     // MARK: Routes
@@ -130,27 +146,26 @@ public final class RouteNetlink {
             throw SystemCallError(call: "RTM_NEWROUTE default (no family: give a destination, gateway or family)",
                                     errno: EINVAL)
         }
-        let deviceIndex = try device.map { try interfaceIndex(named: $0) }
+        try addRoute(to: destination, family: family, via: gateway, device: device.map { try interface(named: $0) },
+                     table: table, type: type)
+    }
+
+    func addRoute(to destination: CIDR?, family: IPFamily, via gateway: IPAddress?, device: Interface?,
+                  table: UInt32, type: RouteType) throws {
         var text = "RTM_NEWROUTE \(type == .local ? "local " : "")\(destination.map(\.description) ?? "default")"
         if let gateway { text += " via \(gateway)" }
-        if let device { text += " dev \(device)" }
+        if let device { text += " dev \(device.name)" }
         if table != UInt32(RT_TABLE_MAIN.rawValue) { text += " table \(table)" }
         try request(type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, describedAs: text) { message in
             let scope: UInt8 = switch type {
             case .local: UInt8(RT_SCOPE_HOST.rawValue)
             case .unicast: gateway == nil ? UInt8(RT_SCOPE_LINK.rawValue) : UInt8(RT_SCOPE_UNIVERSE.rawValue)
             }
-            _ = Self.putHeader(message, rtmsg(
-                rtm_family: Self.addressFamily(family), rtm_dst_len: UInt8(destination?.prefixLength ?? 0),
-                rtm_src_len: 0, rtm_tos: 0,
-                // Tables above 255 only fit in RTA_TABLE; the header then says RT_TABLE_UNSPEC... as iproute2 does.
-                rtm_table: table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue),
-                rtm_protocol: UInt8(RTPROT_BOOT), rtm_scope: scope,
-                rtm_type: UInt8(type == .local ? RTN_LOCAL : RTN_UNICAST), rtm_flags: 0))
-            mnl_attr_put_u32(message, UInt16(RTA_TABLE.rawValue), table)
-            if let destination { Self.putAddress(message, type: UInt16(RTA_DST.rawValue), destination.network) }
+            Self.putRouteMessage(message, family: family, destination: destination, table: table,
+                                 protocol: UInt8(RTPROT_BOOT), scope: scope,
+                                 type: UInt8(type == .local ? RTN_LOCAL : RTN_UNICAST))
             if let gateway { Self.putAddress(message, type: UInt16(RTA_GATEWAY.rawValue), gateway) }
-            if let deviceIndex { mnl_attr_put_u32(message, UInt16(RTA_OIF.rawValue), UInt32(deviceIndex)) }
+            if let device { mnl_attr_put_u32(message, UInt16(RTA_OIF.rawValue), UInt32(device.index)) }
         }
     }
 
@@ -174,7 +189,7 @@ public final class RouteNetlink {
             message.pointee.nlmsg_seq = sequence
             build(message)
             let length = Int(message.pointee.nlmsg_len)
-            let sent = Self.retryingInterrupts { mnl_socket_sendto(socket, message, length) }
+            let sent = retryingInterrupts { mnl_socket_sendto(socket, message, length) }
             guard sent == length else { throw SystemCallError(call: call, errno: sent < 0 ? Glibc.errno : EMSGSIZE) }
         }
         try withoutActuallyEscaping(onReply) { onReply in
@@ -183,7 +198,7 @@ public final class RouteNetlink {
             // objects each); the bound only guards against a socket that keeps delivering messages.
             for _ in 0..<(dump ? 4096 : 64) {
                 let received = buffer.withUnsafeMutableBytes { raw in
-                    Self.retryingInterrupts { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+                    retryingInterrupts { mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
                 }
                 guard received >= 0 else {
                     throw SystemCallError(call: call, errno: Glibc.errno == EAGAIN ? ETIMEDOUT : Glibc.errno)
@@ -207,15 +222,6 @@ public final class RouteNetlink {
         init(_ onReply: @escaping (UnsafePointer<nlmsghdr>) -> Void) { self.onReply = onReply }
     }
 
-    /// Retries a call interrupted by a signal; a signal storm gives up (with EINTR) instead of spinning.
-    private static func retryingInterrupts(_ call: () -> Int) -> Int {
-        for _ in 0..<1000 {
-            let result = call()
-            if result >= 0 || Glibc.errno != EINTR { return result }
-        }
-        return -1
-    }
-
     static func putHeader<Header>(_ message: UnsafeMutablePointer<nlmsghdr>, _ header: Header) -> UnsafeMutableRawPointer {
         let space = mnl_nlmsg_put_extra_header(message, MemoryLayout<Header>.size)!
         space.storeBytes(of: header, as: Header.self)
@@ -226,8 +232,34 @@ public final class RouteNetlink {
         address.bytes.withUnsafeBytes { mnl_attr_put(message, type, $0.count, $0.baseAddress) }
     }
 
-    private static func emptyLinkHeader(index: Int32) -> ifinfomsg {
+    static func emptyLinkHeader(index: Int32) -> ifinfomsg {
         ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0, ifi_index: index, ifi_flags: 0, ifi_change: 0)
+    }
+
+    /// The table number for a route or rule header: tables above 255 only fit in the RTA_TABLE /
+    /// FRA_TABLE attribute, and the header then says RT_TABLE_UNSPEC, as iproute2 does.
+    static func headerTable(_ table: UInt32) -> UInt8 {
+        table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue)
+    }
+
+    /// The start of an RTM_NEWROUTE or RTM_DELROUTE: the header, RTA_TABLE and the destination.
+    static func putRouteMessage(_ message: UnsafeMutablePointer<nlmsghdr>, family: IPFamily, destination: CIDR?,
+                                table: UInt32, protocol: UInt8, scope: UInt8, type: UInt8) {
+        _ = putHeader(message, rtmsg(rtm_family: addressFamily(family), rtm_dst_len: UInt8(destination?.prefixLength ?? 0),
+                                     rtm_src_len: 0, rtm_tos: 0, rtm_table: headerTable(table), rtm_protocol: `protocol`,
+                                     rtm_scope: scope, rtm_type: type, rtm_flags: 0))
+        mnl_attr_put_u32(message, UInt16(RTA_TABLE.rawValue), table)
+        if let destination { putAddress(message, type: UInt16(RTA_DST.rawValue), destination.network) }
+    }
+
+    /// The start of an RTM_NEWADDR or RTM_DELADDR: the header, then the address as both IFA_LOCAL and
+    /// IFA_ADDRESS (no peer).
+    static func putAddressMessage(_ message: UnsafeMutablePointer<nlmsghdr>, _ address: IPAddress, prefixLength: Int,
+                                  interface: Interface) {
+        _ = putHeader(message, ifaddrmsg(ifa_family: addressFamily(address.family), ifa_prefixlen: UInt8(prefixLength),
+                                         ifa_flags: 0, ifa_scope: 0, ifa_index: UInt32(interface.index)))
+        putAddress(message, type: UInt16(IFA_LOCAL), address)
+        putAddress(message, type: UInt16(IFA_ADDRESS), address)
     }
 
     static func addressFamily(_ family: IPFamily) -> UInt8 {

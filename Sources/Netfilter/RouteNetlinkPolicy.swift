@@ -89,8 +89,7 @@ extension RouteNetlink {
         var name: String? = nil
         do {
             try request(type: RTM_GETLINK, flags: 0, describedAs: "RTM_GETLINK index \(index)", build: { message in
-                _ = Self.putHeader(message, ifinfomsg(ifi_family: UInt8(AF_UNSPEC), __ifi_pad: 0, ifi_type: 0,
-                                                       ifi_index: index, ifi_flags: 0, ifi_change: 0))
+                _ = Self.putHeader(message, Self.emptyLinkHeader(index: index))
             }, onReply: { reply in
                 guard reply.pointee.nlmsg_type == UInt16(RTM_NEWLINK),
                       let bytes = NetlinkAttributes(reply, headerSize: MemoryLayout<ifinfomsg>.size).bytes(Int(IFLA_IFNAME))
@@ -173,16 +172,9 @@ extension RouteNetlink {
     /// `ip route del` of one listed route.
     public func deleteRoute(_ route: RouteEntry) throws {
         try request(type: RTM_DELROUTE, flags: 0, describedAs: "RTM_DELROUTE \(route)") { message in
-            _ = Self.putHeader(message, rtmsg(
-                rtm_family: Self.addressFamily(route.family), rtm_dst_len: UInt8(route.destination?.prefixLength ?? 0),
-                rtm_src_len: 0, rtm_tos: 0,
-                rtm_table: route.table < 256 ? UInt8(route.table) : UInt8(RT_TABLE_UNSPEC.rawValue),
-                // NOWHERE: "any scope", as `ip route del` asks.
-                rtm_protocol: 0, rtm_scope: UInt8(RT_SCOPE_NOWHERE.rawValue), rtm_type: route.type, rtm_flags: 0))
-            mnl_attr_put_u32(message, UInt16(RTA_TABLE.rawValue), route.table)
-            if let destination = route.destination {
-                Self.putAddress(message, type: UInt16(RTA_DST.rawValue), destination.network)
-            }
+            // NOWHERE: "any scope", as `ip route del` asks.
+            Self.putRouteMessage(message, family: route.family, destination: route.destination, table: route.table,
+                                 protocol: 0, scope: UInt8(RT_SCOPE_NOWHERE.rawValue), type: route.type)
             if let gateway = route.gateway { Self.putAddress(message, type: UInt16(RTA_GATEWAY.rawValue), gateway) }
             if let index = route.outputInterfaceIndex { mnl_attr_put_u32(message, UInt16(RTA_OIF.rawValue), UInt32(index)) }
             if let priority = route.priority { mnl_attr_put_u32(message, UInt16(RTA_PRIORITY.rawValue), priority) }
@@ -193,16 +185,19 @@ extension RouteNetlink {
 
     /// `ip [-6] addr show dev <interface>`.
     public func addresses(family: IPFamily, on interface: String) throws -> [InterfaceAddressEntry] {
-        let index = try interfaceIndex(named: interface)
+        try addresses(family: family, on: self.interface(named: interface))
+    }
+
+    func addresses(family: IPFamily, on interface: Interface) throws -> [InterfaceAddressEntry] {
         var addresses: [InterfaceAddressEntry] = []
         try request(type: RTM_GETADDR, flags: 0, dump: true,
-                    describedAs: "RTM_GETADDR \(family == .ipv4 ? "ip" : "ip -6") addr show dev \(interface)",
+                    describedAs: "RTM_GETADDR \(family == .ipv4 ? "ip" : "ip -6") addr show dev \(interface.name)",
                     build: { message in
             _ = Self.putHeader(message, ifaddrmsg(ifa_family: Self.addressFamily(family), ifa_prefixlen: 0,
                                                    ifa_flags: 0, ifa_scope: 0, ifa_index: 0))
         }, onReply: { reply in
             guard reply.pointee.nlmsg_type == UInt16(RTM_NEWADDR),
-                  let address = Self.parseAddress(reply), address.interfaceIndex == index else { return }
+                  let address = Self.parseAddress(reply), address.interfaceIndex == interface.index else { return }
             addresses.append(address)
         })
         return addresses
@@ -211,14 +206,13 @@ extension RouteNetlink {
     /// `ip addr del <address>/<prefixLength> dev <interface>`; the prefix length must be the one the
     /// address was added with.
     public func deleteAddress(_ address: IPAddress, prefixLength: Int, from interface: String) throws {
-        let index = try interfaceIndex(named: interface)
+        try deleteAddress(address, prefixLength: prefixLength, from: self.interface(named: interface))
+    }
+
+    func deleteAddress(_ address: IPAddress, prefixLength: Int, from interface: Interface) throws {
         try request(type: RTM_DELADDR, flags: 0,
-                    describedAs: "RTM_DELADDR \(address)/\(prefixLength) dev \(interface)") { message in
-            _ = Self.putHeader(message, ifaddrmsg(ifa_family: Self.addressFamily(address.family),
-                                                   ifa_prefixlen: UInt8(prefixLength), ifa_flags: 0,
-                                                   ifa_scope: 0, ifa_index: UInt32(index)))
-            Self.putAddress(message, type: UInt16(IFA_LOCAL), address)
-            Self.putAddress(message, type: UInt16(IFA_ADDRESS), address)
+                    describedAs: "RTM_DELADDR \(address)/\(prefixLength) dev \(interface.name)") { message in
+            Self.putAddressMessage(message, address, prefixLength: prefixLength, interface: interface)
         }
     }
 
@@ -226,8 +220,7 @@ extension RouteNetlink {
 
     private static func ruleHeader(family: IPFamily, table: UInt32, action: UInt8) -> fib_rule_hdr {
         fib_rule_hdr(family: addressFamily(family), dst_len: 0, src_len: 0, tos: 0,
-                     // Tables above 255 only fit in FRA_TABLE, as for routes.
-                     table: table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue),
+                     table: headerTable(table),
                      res1: 0, res2: 0, action: action, flags: 0)
     }
 

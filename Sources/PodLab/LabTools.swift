@@ -1,3 +1,4 @@
+import Netfilter
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -5,6 +6,38 @@ import Glibc
 /// A program the lab needs and could not find, with where it looked and how to fix it.
 public struct MissingProgram: Error, CustomStringConvertible {
     public let description: String
+}
+
+/// A system tool that exited with a failure: the command line and everything it printed.
+public struct ToolFailure: Error, CustomStringConvertible {
+    public var command: [String]
+    public var output: ProcessOutput
+
+    public var description: String { "\(command.joined(separator: " ")) failed: \(output)" }
+}
+
+/// A file under /tmp with the given contents, for tools that read files (`nft -f`, `--resolv-conf`);
+/// the caller calls `remove()`. Nothing is left behind when writing fails.
+public struct TemporaryFile: Sendable {
+    public let path: String
+
+    public init(contents: String) throws {
+        var template = Array("/tmp/sluice-lab-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { throw SystemCallError(call: "mkstemp", errno: errno) }
+        defer { close(fd) }
+        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let bytes = Array(contents.utf8)
+        let written = retryingInterrupts { write(fd, bytes, bytes.count) }
+        guard written == bytes.count else {
+            // A short write sets no errno; report it as EIO.
+            let error = written < 0 ? errno : EIO
+            unlink(path)
+            throw SystemCallError(call: "write \(path)", errno: error)
+        }
+    }
+
+    public func remove() { unlink(path) }
 }
 
 extension PodLab {
@@ -18,8 +51,40 @@ extension PodLab {
         return found
     }
 
-    /// The built `sluice-init`: `$SLUICE_INIT`, or next to the running test binary in the build
-    /// directory (the binary sits in it, or in an .xctest bundle within it).
+    /// Runs the system tool `name` in `namespace` (as root, with `Subprocess.defaultEnvironment`): its
+    /// standard output, or `ToolFailure` when it does not exit 0.
+    @discardableResult
+    public static func runTool(_ name: String, _ arguments: [String], in namespace: NetworkNamespace) throws -> String {
+        let executable = try systemExecutable(name)
+        let output = try Subprocess.run(executable, arguments, in: namespace)
+        guard output.status == 0 else { throw ToolFailure(command: [executable] + arguments, output: output) }
+        return output.standardOutput
+    }
+
+    /// `nft list ruleset` in `namespace`, the kernel's view that "nothing changed" is judged on: with
+    /// `handles`, every object's handle (`-a`); without `counters`, stateless (`-s`: `counter` without
+    /// values), so listings of the same rules compare equal whatever traffic went through them.
+    public static func listRuleset(in namespace: NetworkNamespace, handles: Bool = false, counters: Bool = true) throws -> String {
+        try runTool("nft", (handles ? ["-a"] : []) + (counters ? [] : ["-s"]) + ["list", "ruleset"], in: namespace)
+    }
+
+    /// Loads nft text into `namespace` with `nft -f`.
+    public static func loadRuleset(_ text: String, into namespace: NetworkNamespace) throws {
+        let file = try TemporaryFile(contents: text)
+        defer { file.remove() }
+        try runTool("nft", ["-f", file.path], in: namespace)
+    }
+
+    /// The rules of an `nft -a list chain` listing, in order, each line with its handle
+    /// (`... # handle 12`); the chain's own line is skipped.
+    public static func ruleHandles(in listing: String) -> [(rule: Substring, handle: String)] {
+        listing.split(separator: "\n")
+            .filter { !$0.contains("chain ") && !$0.contains("type ") && $0.contains("# handle ") }
+            .compactMap { line in line.ranges(of: "# handle ").last.map { (line, String(line[$0.upperBound...])) } }
+    }
+
+    /// The built `sluice-init`: `$SLUICE_INIT`, or next to the running executable in the build directory
+    /// (sluice-demo and the test binary sit in it, or the test binary in an .xctest bundle within it).
     public static func sluiceInitExecutable() throws -> String {
         if let override = getenv("SLUICE_INIT") { return String(cString: override) }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -36,7 +101,7 @@ extension PodLab {
             candidates.append("\(directory)/sluice-init")
         }
         guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
-            throw MissingProgram(description: "sluice-init not built next to the tests (looked at \(candidates)); "
+            throw MissingProgram(description: "sluice-init not built next to \(executablePath) (looked at \(candidates)); "
                 + "run `swift build --product sluice-init` with the same scratch path, or set SLUICE_INIT")
         }
         return found

@@ -36,6 +36,15 @@ public final class PodLab: Sendable {
     public static let podInterface = "eth0"
     public static let peerInterface = "veth0"
 
+    /// The pod's address of `family` on eth0.
+    public static func podAddress(_ family: IPFamily) -> IPAddress { family == .ipv4 ? podIPv4 : podIPv6 }
+    /// The peer's address of `family` on its veth.
+    public static func peerAddress(_ family: IPFamily) -> IPAddress { family == .ipv4 ? peerIPv4 : peerIPv6 }
+    /// The "external" destinations of `family`.
+    public static func externalAddresses(_ family: IPFamily) -> [IPAddress] { family == .ipv4 ? externalIPv4 : externalIPv6 }
+    /// 127.0.0.1 or ::1.
+    public static func loopback(_ family: IPFamily) -> IPAddress { family == .ipv4 ? IPAddress("127.0.0.1")! : .ipv6Loopback }
+
     public struct Ports: Sendable {
         /// TCP ports served in the pod on every address (besides 15001, 15006 and 15053).
         public var podTCP: [UInt16] = [8080, 15008, 15020, 15021, 15090]
@@ -71,21 +80,13 @@ public final class PodLab: Sendable {
     public let peer: NetworkNamespace
     public let podServer: ProbeServer
     public let peerServer: ProbeServer
-    public let layout: Layout
     private let tornDown = Mutex(false)
 
     /// Builds the topology and starts the servers. Namespace names are `<prefix>-pod-<pid>-<random>` and
     /// `<prefix>-peer-<pid>-<random>`, so parallel tests and leftover runs never collide.
-    public convenience init(prefix: String = "sluice-lab", ports: Ports = Ports()) throws {
-        var layout = Layout()
-        layout.ports = ports
-        try self.init(prefix: prefix, layout: layout)
-    }
-
-    public init(prefix: String = "sluice-lab", layout: Layout) throws {
-        self.layout = layout
+    public init(prefix: String = "sluice-lab", layout: Layout = Layout()) throws {
         Self.removeStaleNamespaces(prefix: prefix)
-        let tag = "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        let tag = Self.namespaceTag()
         podNamespaceName = "\(prefix)-pod-\(tag)"
         peerNamespaceName = "\(prefix)-peer-\(tag)"
         var created: [String] = []
@@ -127,8 +128,15 @@ public final class PodLab: Sendable {
 
     public func namespace(_ side: Side) -> NetworkNamespace { side == .pod ? pod : peer }
 
-    /// Deletes `<prefix>-pod-<pid>-*` / `<prefix>-peer-<pid>-*` namespaces whose process is gone: a lab
-    /// killed before `tearDown` (SIGKILL, a crash) must not leave namespaces behind for ever.
+    /// `<pid>-<random>`: what makes a namespace name of this process unique, and tells
+    /// `removeStaleNamespaces` whose it was.
+    static func namespaceTag() -> String {
+        "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
+
+    /// Deletes `<prefix>-pod-<pid>-*` / `<prefix>-peer-<pid>-*` (a lab's) and `<prefix>-<pid>-*` (a
+    /// `ScratchNamespace`'s) namespaces whose process is gone: a lab killed before `tearDown` (SIGKILL, a
+    /// crash) must not leave namespaces behind for ever.
     public static func removeStaleNamespaces(prefix: String) {
         guard let directory = opendir(NetworkNamespace.namedNamespaceDirectory) else { return }
         var stale: [String] = []
@@ -138,8 +146,8 @@ public final class PodLab: Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            for side in ["pod", "peer"] {
-                let head = "\(prefix)-\(side)-"
+            // At most one head yields a number: after `<prefix>-` comes `pod`, `peer` or the pid.
+            for head in ["\(prefix)-pod-", "\(prefix)-peer-", "\(prefix)-"] {
                 guard name.hasPrefix(head), let pid = Int32(name.dropFirst(head.count).prefix { $0 != "-" }) else { continue }
                 if kill(pid, 0) != 0 && errno == ESRCH { stale.append(name) }
             }
@@ -164,7 +172,7 @@ public final class PodLab: Sendable {
 
     /// Runs a program inside `side`'s namespace (as root, like an init container).
     public func run(_ executable: String, _ arguments: [String], in side: Side = .pod,
-                    environment: [String: String] = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
+                    environment: [String: String] = Subprocess.defaultEnvironment,
                     timeout: Duration = .seconds(20)) throws -> ProcessOutput {
         try Subprocess.run(executable, arguments, in: namespace(side), environment: environment, timeout: timeout)
     }

@@ -10,14 +10,12 @@ import Glibc
 enum Posix {
     @discardableResult
     static func call<Result: BinaryInteger>(_ name: @autoclosure () -> String, _ body: () -> Result) throws -> Result {
-        // A signal storm cannot keep a probe spinning: give up after a generous number of interruptions.
-        for _ in 0..<1000 {
-            let result = body()
-            if result >= 0 { return result }
-            let error = errno
-            if error != EINTR { throw SystemCallError(call: name(), errno: error) }
-        }
-        throw SystemCallError(call: name(), errno: EINTR)
+        // A signal storm cannot keep a probe spinning: `retryingInterrupts` gives up after a generous
+        // number of interruptions and leaves EINTR in errno.
+        let result = retryingInterrupts { body() }
+        if result >= 0 { return result }
+        let error = errno
+        throw SystemCallError(call: name(), errno: error)
     }
 
     /// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
@@ -62,53 +60,6 @@ enum Posix {
 }
 
 extension Endpoint {
-    /// Calls `body` with this endpoint as a `sockaddr_in`/`sockaddr_in6`.
-    func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
-        switch address.family {
-        case .ipv4:
-            var socketAddress = sockaddr_in()
-            socketAddress.sin_family = sa_family_t(AF_INET)
-            socketAddress.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &socketAddress.sin_addr) { $0.copyBytes(from: address.bytes) }
-            return try withUnsafePointer(to: &socketAddress) {
-                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    try body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        case .ipv6:
-            var socketAddress = sockaddr_in6()
-            socketAddress.sin6_family = sa_family_t(AF_INET6)
-            socketAddress.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { $0.copyBytes(from: address.bytes) }
-            return try withUnsafePointer(to: &socketAddress) {
-                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        }
-    }
-
-    /// Reads an endpoint from a `sockaddr_in`/`sockaddr_in6` in `storage`; nil for other families.
-    init?(_ storage: sockaddr_storage) {
-        var storage = storage
-        let endpoint: Endpoint? = withUnsafeBytes(of: &storage) { raw in
-            switch Int32(raw.load(as: sa_family_t.self)) {
-            case AF_INET:
-                let socketAddress = raw.load(as: sockaddr_in.self)
-                let bytes = withUnsafeBytes(of: socketAddress.sin_addr) { Array($0) }
-                return Endpoint(IPAddress(family: .ipv4, bytes: bytes), UInt16(bigEndian: socketAddress.sin_port))
-            case AF_INET6:
-                let socketAddress = raw.load(as: sockaddr_in6.self)
-                let bytes = withUnsafeBytes(of: socketAddress.sin6_addr) { Array($0) }
-                return Endpoint(IPAddress(family: .ipv6, bytes: bytes), UInt16(bigEndian: socketAddress.sin6_port))
-            default:
-                return nil
-            }
-        }
-        guard let endpoint else { return nil }
-        self = endpoint
-    }
-
     /// `getsockname`/`getpeername`-style calls.
     static func read(_ name: String, _ fd: Int32,
                      _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> Endpoint? {

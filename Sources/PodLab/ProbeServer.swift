@@ -101,8 +101,6 @@ public struct Arrival: Sendable, Hashable, CustomStringConvertible {
 /// Listeners in one namespace, served by one thread: every accepted connection and every datagram is
 /// answered with an `Arrival` report line and recorded.
 public final class ProbeServer: Sendable {
-    public let side: Side
-    public let listeners: [Listener]
     /// Owned by the serving thread too; the façade's `deinit` stops it, which a thread holding the
     /// façade itself would prevent.
     private let engine: Engine
@@ -112,8 +110,6 @@ public final class ProbeServer: Sendable {
 
     /// Opens every listener inside `namespace` and starts serving.
     public init(side: Side, namespace: NetworkNamespace, listeners: [Listener]) throws {
-        self.side = side
-        self.listeners = listeners
         var sockets: [Int32] = []
         do {
             for listener in listeners {
@@ -254,7 +250,7 @@ private final class Engine: @unchecked Sendable {
         guard let local = try? Endpoint.read("getsockname", fd, getsockname),
               let remote = try? Endpoint.read("getpeername", fd, getpeername) else { return true }
         let arrival = Arrival(side: side, role: listener.role, transport: .tcp, local: local,
-                              originalDestination: Self.originalDestination(fd, family: local.address.family),
+                              originalDestination: Endpoint.originalDestination(of: fd, family: local.address.family),
                               remote: remote)
         record(arrival)
         let line = Array(arrival.reportLine.utf8)
@@ -285,17 +281,6 @@ private final class Engine: @unchecked Sendable {
         return true
     }
 
-    /// SO_ORIGINAL_DST (SOL_IP, 80) / IP6T_SO_ORIGINAL_DST (SOL_IPV6, 80): conntrack's original tuple.
-    static func originalDestination(_ fd: Int32, family: IPFamily) -> Endpoint? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(family == .ipv4 ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
-        let level = family == .ipv4 ? Int32(IPPROTO_IP) : Int32(IPPROTO_IPV6)
-        let status = getsockopt(fd, level, soOriginalDestination, &storage, &length)
-        return status == 0 ? Endpoint(storage) : nil
-    }
-
-    /// `SO_ORIGINAL_DST` (<linux/netfilter_ipv4.h>) and `IP6T_SO_ORIGINAL_DST` share the value 80.
-    static let soOriginalDestination: Int32 = 80
     /// <linux/in.h> and <linux/in6.h>; Swift's Glibc module does not export them.
     static let ipTransparent: Int32 = 19
     static let ipv6Transparent: Int32 = 75

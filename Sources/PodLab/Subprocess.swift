@@ -20,8 +20,11 @@ public struct ProcessOutput: Sendable, Hashable, CustomStringConvertible {
 /// Runs programs inside a namespace without `nsenter`: the child is spawned from a thread that entered
 /// the namespace, and a child starts in the namespaces of the thread that created it.
 public enum Subprocess {
+    /// What an init container's tools need and no more: a fixed PATH, nothing inherited from the tests.
+    public static let defaultEnvironment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+
     public static func run(_ executable: String, _ arguments: [String], in namespace: NetworkNamespace,
-                           environment: [String: String] = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"],
+                           environment: [String: String] = defaultEnvironment,
                            timeout: Duration = .seconds(20)) throws -> ProcessOutput {
         try namespace.run {
             let (pid, output, error) = try spawn(executable, arguments, environment: environment)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Capture
+import Netfilter
 
 /// The system as it is: NSS for users and groups, the file system for resolv.conf, and the kernel's
 /// address list of the network namespace this process is in.
@@ -54,14 +55,10 @@ public struct LiveSystemFacts: SystemFacts {
         let limit = 1 << 20
         var contents: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
-        var interruptions = 0
         while contents.count < limit {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            let count = retryingInterrupts { chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) } }
             if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR && interruptions < 100 { interruptions += 1; continue }
-                return nil
-            }
+            if count < 0 { return nil }
             contents += chunk[0..<count]
         }
         return String(decoding: contents, as: UTF8.self)

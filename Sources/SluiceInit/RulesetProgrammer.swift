@@ -1,5 +1,4 @@
 import Capture
-import Glibc
 import Netfilter
 
 /// Why programming failed, already worded for the user, with the exit code to leave with.
@@ -9,23 +8,26 @@ struct ProgrammingError: Error {
 }
 
 /// The kernel step of `sluice-init`, in the current network namespace: pre-flight, skip when the
-/// kernel already holds this exact ruleset (read back rule for rule), otherwise one netlink transaction; then the policy routing
-/// and addresses of the routing plan (Istio's order: after the rules), each step checked first so a
-/// re-run adds nothing.
+/// kernel already holds this exact ruleset (read back rule for rule), otherwise one netlink
+/// transaction; then the policy routing and addresses of the routing plan (Istio's order: after the
+/// rules), each step checked first so a re-run adds nothing.
 struct RulesetProgrammer {
     /// What happened, for the one line `sluice-init` prints on success.
     struct Outcome: CustomStringConvertible {
         enum Action { case applied, alreadyInPlace, removed }
         let action: Action
         let ruleset: Ruleset
-        let milliseconds: Double
+        /// What the nftables step did; `--run-validation` reads back against what it expects.
+        let nftables: NftablesUpdate
+        let elapsed: Duration
         var routing = PolicyRouting.Report()
 
         var description: String {
             let tables = ruleset.tables.map { table in
-                "inet \(table.name) (\(table.chains.reduce(0) { $0 + $1.rules.count }) rules, \(table.sets.count) sets)"
+                "inet \(table.name) (\(table.ruleCount) rules, \(table.sets.count) sets)"
             }.joined(separator: ", ")
-            let time = String(Int((milliseconds * 10).rounded()) / 10) + "." + String(Int((milliseconds * 10).rounded()) % 10)
+            let tenthsOfMilliseconds = Int((elapsed / .milliseconds(1) * 10).rounded())
+            let time = "\(tenthsOfMilliseconds / 10).\(tenthsOfMilliseconds % 10)"
             let routingSummary = routing.changed.isEmpty && routing.unchanged.isEmpty ? "" : "; routing: \(routing)"
             switch action {
             case .applied:
@@ -44,28 +46,19 @@ struct RulesetProgrammer {
     /// Applies `ruleset` and then `routing`, or removes every owned table when the ruleset has none
     /// (`--cleanup-only`) and then takes `routing` away.
     func program(_ ruleset: Ruleset, routing: RoutingPlan) throws -> Outcome {
-        let start = monotonicMilliseconds()
+        let start = ContinuousClock.now
         do {
             try ProcessCapabilities.requireNetAdmin(to: "program nftables")
             let client = try NftablesClient()
             if ruleset.tables.isEmpty {
-                try client.removeOwnedTables()
+                let removal = try client.removeOwnedTables()
                 let report = try carryOut(routing, after: "the istio-proxy tables are removed")
-                return Outcome(action: .removed, ruleset: ruleset, milliseconds: monotonicMilliseconds() - start,
-                               routing: report)
+                return Outcome(action: .removed, ruleset: ruleset, nftables: removal, elapsed: .now - start, routing: report)
             }
-            // Skip only when the kernel holds exactly this ruleset, rule for rule: a re-run then keeps
-            // the counters, and any drift (another agent's edit) is overwritten, as Istio's rebuild does.
-            let current = try NftablesReadback().read()
-            // A fresh pod has none of the tables: no need to work out what they would read back as.
-            let alreadyInPlace = try !current.tables.isEmpty
-                && current.firstDifference(from: try NftablesSnapshot(expecting: ruleset)) == nil
-            if !alreadyInPlace {
-                try client.apply(ruleset, existingTables: Set(current.tables.map(\.name)))
-            }
+            let update = try client.update(to: ruleset)
             let report = try carryOut(routing, after: "the nftables rules are in place")
-            return Outcome(action: alreadyInPlace ? .alreadyInPlace : .applied, ruleset: ruleset,
-                           milliseconds: monotonicMilliseconds() - start, routing: report)
+            return Outcome(action: update.applied ? .applied : .alreadyInPlace, ruleset: ruleset, nftables: update,
+                           elapsed: .now - start, routing: report)
         } catch let error as KernelError {
             throw ProgrammingError(message: error.description, exitCode: error.exitCode)
         }
@@ -89,11 +82,5 @@ struct RulesetProgrammer {
             }
             throw ProgrammingError(message: "\(done) but policy routing failed at \(error); \(consequence)", exitCode: 1)
         }
-    }
-
-    private func monotonicMilliseconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
     }
 }

@@ -1,5 +1,6 @@
 import Capture
 import Glibc
+import Netfilter
 
 /// `sluice-init`: Istio's `istio-iptables` command line in, one nftables transaction out.
 ///
@@ -59,7 +60,7 @@ public enum SluiceInitCommand {
             let outcome = try RulesetProgrammer().program(ruleset, routing: routing)
             output.out("sluice-init: \(outcome)")
             if options.runValidation && !options.cleanupOnly {
-                return Validation.afterApply(ruleset, resolved, output: &output)
+                return Validation.afterApply(ruleset, resolved, programmedBy: outcome.nftables, output: &output)
             }
             return 0
         } catch let error as ProgrammingError {
@@ -94,8 +95,7 @@ struct StandardStreams {
     private func write(_ descriptor: Int32, _ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
+            let written = retryingInterrupts { bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) } }
             guard written > 0 else { return }
             bytes = bytes.dropFirst(written)
         }

@@ -7,11 +7,19 @@ import Netfilter
 enum Validation {
     static let exitCode: Int32 = 126
 
-    /// The check after `sluice-init` programmed `ruleset` itself.
-    static func afterApply(_ ruleset: Ruleset, _ resolved: ResolvedCapture, output: inout StandardStreams) -> Int32 {
+    /// The check after `sluice-init` programmed `ruleset` itself: the kernel read back against what
+    /// `update`'s batch (sent, or found already in place) makes the owned tables read as; without
+    /// `update` (a ruleset programmed earlier), against what `ruleset` reads back as when applied.
+    static func afterApply(_ ruleset: Ruleset, _ resolved: ResolvedCapture, programmedBy update: NftablesUpdate? = nil,
+                           output: inout StandardStreams) -> Int32 {
         let difference: String?
         do {
-            difference = try NftablesReadback().firstDifference(from: ruleset)
+            let readback = try NftablesReadback()
+            if let update {
+                difference = try readback.read().firstDifference(from: update.expectedSnapshot())
+            } else {
+                difference = try readback.firstDifference(from: ruleset)
+            }
         } catch {
             return fail("the ruleset could not be read back from the kernel: \(error)", output: &output)
         }
@@ -20,7 +28,7 @@ enum Validation {
                         + "(a CNI plugin, another init container, a node agent) most likely changed the nftables rules "
                         + "of this pod's network namespace; find it, then run sluice-init again", output: &output)
         }
-        let rules = ruleset.tables.flatMap(\.chains).reduce(0) { $0 + $1.rules.count }
+        let rules = ruleset.ruleCount
         output.out("sluice-init: read back \(ruleset.tables.count) tables, \(rules) rules: the kernel holds exactly "
                    + "ruleset \(ruleset.stampedFingerprint)")
         return probe(resolved, output: &output)

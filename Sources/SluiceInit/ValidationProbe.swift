@@ -60,7 +60,7 @@ struct ValidationProbe: Sendable {
             : IPAddress(family: .ipv6, bytes: Array(repeating: 0, count: 15) + [6])
     }
 
-    var probeTarget: String { Self.format(probeAddress, probePort) }
+    var probeTarget: String { Endpoint(probeAddress, probePort).description }
 
     enum Outcome: Sendable, Hashable {
         /// What reached which listener, for the success line.
@@ -76,7 +76,7 @@ struct ValidationProbe: Sendable {
         for port in listenPorts {
             switch openListener(port: port) {
             case .success(let fd): state.listeners.append((fd, port))
-            case .failure(let error): listenFailures.append("\(Self.format(listenAddress, port)) (\(error))")
+            case .failure(let error): listenFailures.append("\(Endpoint(listenAddress, port)) (\(error))")
             }
         }
         guard !state.listeners.isEmpty else {
@@ -107,7 +107,7 @@ struct ValidationProbe: Sendable {
             var descriptors = state.listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             if let client = state.client { descriptors.append(pollfd(fd: client, events: Int16(POLLOUT), revents: 0)) }
             let ready = poll(&descriptors, nfds_t(descriptors.count), Self.milliseconds(until: wake))
-            if ready < 0 && errno != EINTR { return .failed("poll: \(Self.errorText(errno))") }
+            if ready < 0 && errno != EINTR { return .failed("poll: \(KernelError.errorText(errno))") }
             if ready <= 0 { continue }
 
             for (index, listener) in state.listeners.enumerated() where descriptors[index].revents != 0 {
@@ -139,7 +139,7 @@ struct ValidationProbe: Sendable {
         // As Istio: failing to set either is logged there and ignored.
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
         _ = setsockopt(fd, SOL_SOCKET, Self.reusePort, &on, size)
-        let bound = SocketAddress(listenAddress, port).withPointer { bind(fd, $0, $1) }
+        let bound = Endpoint(listenAddress, port).withSocketAddress { bind(fd, $0, $1) }
         guard bound == 0, listen(fd, 128) == 0 else {
             let code = errno
             close(fd)
@@ -155,7 +155,7 @@ struct ValidationProbe: Sendable {
             let connection = accept(listener, nil, nil)
             if connection < 0 { return nil }
             defer { close(connection) }
-            guard let original = originalPort(of: connection) else {
+            guard let original = Endpoint.originalDestination(of: connection, family: family)?.port else {
                 // Reached the listener without a redirect: something dialled the capture port itself.
                 state.notRedirected += 1
                 continue
@@ -166,22 +166,12 @@ struct ValidationProbe: Sendable {
             _ = send(connection, text, text.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             if original == probePort {
                 let owner = probeOwner.map { " as \($0)" } ?? ""
-                return "a probe from \(Self.format(listenAddress, 0))\(owner) to \(probeTarget) was redirected to "
-                    + "\(Self.format(listenAddress, port)) with original port \(original) (attempt \(max(state.attempts, 1)))"
+                return "a probe from \(Endpoint(listenAddress, 0))\(owner) to \(probeTarget) was redirected to "
+                    + "\(Endpoint(listenAddress, port)) with original port \(original) (attempt \(max(state.attempts, 1)))"
             }
             state.wrongPorts.append((original, port))
         }
         return nil
-    }
-
-    private func originalPort(of connection: Int32) -> UInt16? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let level = family == .ipv4 ? Int32(IPPROTO_IP) : Int32(IPPROTO_IPV6)
-        let status = withUnsafeMutableBytes(of: &storage) { getsockopt(connection, level, Self.originalDestination, $0.baseAddress, &length) }
-        guard status == 0 else { return nil }
-        // sin_port and sin6_port sit at the same offset, in network byte order.
-        return withUnsafeBytes(of: storage) { UInt16($0[2]) << 8 | UInt16($0[3]) }
     }
 
     // MARK: Client
@@ -195,7 +185,7 @@ struct ValidationProbe: Sendable {
         var description: String {
             switch self {
             case .setup(let reason): return reason
-            case .system(let code): return ValidationProbe.errorText(code)
+            case .system(let code): return KernelError.errorText(code)
             }
         }
     }
@@ -207,20 +197,15 @@ struct ValidationProbe: Sendable {
                             Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             return fd >= 0 ? .success(fd) : .failure(.system(errno))
         }
-        let fd: Int32
-        switch created {
-        case .failure(let error): return .failure(error)
-        case .success(.failure(let error)): return .failure(error)
-        case .success(.success(let socket)): fd = socket
-        }
+        guard case .success(let fd) = created else { return created }
         // Istio binds the source explicitly: 127.0.0.1, not 127.0.0.6, so the passthrough rule
         // (`ip saddr 127.0.0.6 return`) cannot match.
-        guard SocketAddress(listenAddress, 0).withPointer({ bind(fd, $0, $1) }) == 0 else {
+        guard Endpoint(listenAddress, 0).withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
             return .failure(.system(code))
         }
-        let status = SocketAddress(probeAddress, probePort).withPointer { connect(fd, $0, $1) }
+        let status = Endpoint(probeAddress, probePort).withSocketAddress { connect(fd, $0, $1) }
         if status == 0 || errno == EINPROGRESS || errno == EINTR { return .success(fd) }
         let code = errno
         close(fd)
@@ -228,22 +213,22 @@ struct ValidationProbe: Sendable {
     }
 
     /// Runs `body` with the file-system UID/GID of `owner` on a thread of its own (see
-    /// `SocketOwner.runOnDedicatedThread`), or right here without an owner.
-    static func onThread<Value>(as owner: SocketOwner?, _ body: () -> Value) -> Result<Value, ProbeError> {
-        guard let owner else { return .success(body()) }
+    /// `SocketOwner.runOnDedicatedThread`), or right here without an owner; `body`'s own failure and
+    /// the thread's come back as one `Result`.
+    static func onThread<Value>(as owner: SocketOwner?, _ body: () -> Result<Value, ProbeError>) -> Result<Value, ProbeError> {
+        guard let owner else { return body() }
         do {
-            return .success(try owner.runOnDedicatedThread(body))
-        } catch let error as SystemCallError where error.call.hasPrefix("setfs") {
-            let capability = error.call.hasPrefix("setfsgid") ? "CAP_SETGID" : "CAP_SETUID"
-            return .failure(.setup(credentialsFailure(owner, call: error.call, capability: capability)))
+            return try owner.runOnDedicatedThread(body)
+        } catch let error as CredentialSwitchError {
+            return .failure(.setup(credentialsFailure(owner, error)))
         } catch {
             return .failure(.setup("cannot start the probe thread: \(error)"))
         }
     }
 
-    private static func credentialsFailure(_ owner: SocketOwner, call: String, capability: String) -> String {
-        "cannot create the probe socket as the proxy (\(owner)): \(call) was refused; sluice-init runs as root "
-            + "without \(capability), so the probe could never match the proxy's hairpin rule. Add SETUID and SETGID "
+    private static func credentialsFailure(_ owner: SocketOwner, _ error: CredentialSwitchError) -> String {
+        "cannot create the probe socket as the proxy (\(owner)): \(error.call) was refused; sluice-init runs as root "
+            + "without \(error.capability), so the probe could never match the proxy's hairpin rule. Add SETUID and SETGID "
             + "to the init container's capabilities, or run the validation as the proxy UID as Istio's "
             + "istio-validation container does"
     }
@@ -276,17 +261,17 @@ struct ValidationProbe: Sendable {
         func cause(probe: ValidationProbe) -> String {
             let seconds = probe.timeout.formatted
             let target = probe.probeTarget
-            let listening = listeners.map { ValidationProbe.format(probe.listenAddress, $0.port) }.joined(separator: " and ")
+            let listening = listeners.map { Endpoint(probe.listenAddress, $0.port).description }.joined(separator: " and ")
             let owner = probe.probeOwner.map { " as \($0)" } ?? ""
             var causes: [String] = []
             if let (original, port) = wrongPorts.last {
-                causes.append("a connection reached \(ValidationProbe.format(probe.listenAddress, port)) with original port "
+                causes.append("a connection reached \(Endpoint(probe.listenAddress, port)) with original port "
                               + "\(original), not \(probe.probePort): the probe was redirected to the wrong port")
             }
             if let code = lastClientError {
                 let count = clientErrors[code] ?? 0
-                var text = "dialing \(target) from \(ValidationProbe.format(probe.listenAddress, 0))\(owner) failed with "
-                    + "\(ValidationProbe.errorText(code).lowercased()) (\(count) of \(attempts) attempts)"
+                var text = "dialing \(target) from \(Endpoint(probe.listenAddress, 0))\(owner) failed with "
+                    + "\(KernelError.errorText(code).lowercased()) (\(count) of \(attempts) attempts)"
                 if code == ECONNREFUSED {
                     text += ": nothing redirected it, so the nftables rules that send the proxy's loopback traffic to "
                         + "\(listening) are missing, or something returns before them"
@@ -310,57 +295,13 @@ struct ValidationProbe: Sendable {
 
     // MARK: Helpers
 
-    /// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>: both are 80.
-    static let originalDestination: Int32 = 80
     /// From <asm-generic/socket.h>.
     static let reusePort: Int32 = 15
-
-    static func format(_ address: IPAddress, _ port: UInt16) -> String {
-        address.family == .ipv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
-    }
-
-    static func errorText(_ code: Int32) -> String {
-        guard let text = strerror(code) else { return "errno \(code)" }
-        return String(cString: text)
-    }
 
     private static func milliseconds(until instant: ContinuousClock.Instant) -> Int32 {
         let remaining = max(.zero, instant - ContinuousClock.now).components
         // Rounded up, so a wake-up is never early and the loop does not spin on the last millisecond.
         return Int32(clamping: remaining.seconds * 1000 + (remaining.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
-    }
-}
-
-/// A socket address for bind/connect.
-private struct SocketAddress {
-    private var storage = sockaddr_storage()
-    private let length: socklen_t
-
-    init(_ address: IPAddress, _ port: UInt16) {
-        switch address.family {
-        case .ipv4:
-            var value = sockaddr_in()
-            value.sin_family = sa_family_t(AF_INET)
-            value.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &value.sin_addr) { $0.copyBytes(from: address.bytes) }
-            withUnsafeMutableBytes(of: &storage) { target in
-                withUnsafeBytes(of: value) { target.copyMemory(from: $0) }
-            }
-            length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        case .ipv6:
-            var value = sockaddr_in6()
-            value.sin6_family = sa_family_t(AF_INET6)
-            value.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &value.sin6_addr) { $0.copyBytes(from: address.bytes) }
-            withUnsafeMutableBytes(of: &storage) { target in
-                withUnsafeBytes(of: value) { target.copyMemory(from: $0) }
-            }
-            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        }
-    }
-
-    func withPointer<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
-        withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: sockaddr.self), length) }
     }
 }
 

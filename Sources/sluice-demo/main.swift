@@ -8,10 +8,6 @@ import PodLab
 import Glibc
 #endif
 
-/// What the injector renders for a default sidecar.
-let injectorDefault = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                       "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
-
 struct Case {
     var label: String
     var expected: Landing
@@ -44,16 +40,6 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-/// `sluice-init` from the same directory as this executable.
-func siblingExecutable(_ name: String) -> String {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard length > 0 else { fail("cannot read /proc/self/exe: \(String(cString: strerror(errno)))") }
-    let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    return "\(directory)/\(name)"
-}
-
 func indented(_ text: String) -> String {
     text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
 }
@@ -74,8 +60,13 @@ func summary(_ snapshot: NftablesSnapshot) -> String {
 }
 
 guard geteuid() == 0 else { fail("needs root: it creates network namespaces and programs nftables in them") }
-let sluiceInit = siblingExecutable("sluice-init")
-guard access(sluiceInit, X_OK) == 0 else { fail("\(sluiceInit) not found: build it with `swift build`") }
+// The same lookup as the tests': `$SLUICE_INIT`, or the build directory this executable sits in.
+let sluiceInit: String
+do {
+    sluiceInit = try PodLab.sluiceInitExecutable()
+} catch {
+    fail("\(error)")
+}
 
 let lab: PodLab
 do {
@@ -88,8 +79,9 @@ print("lab: pod netns \(lab.podNamespaceName) (eth0 192.0.2.2, 2001:db8:1::2), "
 
 var allLanded = true
 do {
-    print("$ sluice-init \(injectorDefault.map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }.joined(separator: " "))")
-    let result = try lab.run(sluiceInit, injectorDefault)
+    let quoted = CaptureConfig.injectorDefaultArguments.map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }
+    print("$ sluice-init \(quoted.joined(separator: " "))")
+    let result = try lab.run(sluiceInit, CaptureConfig.injectorDefaultArguments)
     let output = result.standardOutput + result.standardError
     if !output.isEmpty { print(indented(output)) }
     guard result.status == 0 else {

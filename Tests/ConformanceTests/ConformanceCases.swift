@@ -78,10 +78,6 @@ extension ConformanceCase {
         ("-k", ""), ("-c", ""),
     ]
 
-    /// What the sidecar injector passes by default (RULES.md §1, "Rendered default").
-    static let injectorDefaultArguments = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                                           "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
-
     /// One of Istio's cases: the base config with `changes` (flag → value), `switches` and environment.
     static func istio(_ name: String, _ changes: KeyValuePairs<String, String> = [:], switches: [String] = [],
                       environment: [String: String] = [:], nameservers: [String]? = nil,
@@ -99,7 +95,7 @@ extension ConformanceCase {
     /// owner-group cases made observable, and the deliberate deviation.
     static let all: [ConformanceCase] = [
         ConformanceCase(name: "injector-default", golden: .fixture("injector-default"),
-                        arguments: injectorDefaultArguments, environment: [:], nameservers: nil, ipv6: false),
+                        arguments: CaptureConfig.injectorDefaultArguments, environment: [:], nameservers: nil, ipv6: false),
         istio("empty"),
         istio("inbound-ports-include", ["-b": "32000,31000"]),
         istio("inbound-ports-wildcard", ["-b": "*"]),
@@ -148,7 +144,7 @@ extension ConformanceCase {
         // An IPv4 pod whose resolv.conf has only an IPv6 nameserver: the one configuration where Sluice
         // deliberately differs (docs/CONFORMANCE.md). Fixture rendered from Istio's run.go.
         ConformanceCase(name: "ipv6-nameserver-ipv4-pod", golden: .fixture("ipv6-nameserver-ipv4-pod"),
-                        arguments: injectorDefaultArguments + ["--redirect-dns"], environment: [:],
+                        arguments: CaptureConfig.injectorDefaultArguments + ["--redirect-dns"], environment: [:],
                         nameservers: ["2001:db8:1::1"], ipv6: false),
     ]
 

@@ -25,7 +25,6 @@ struct ConformanceTests {
         let start = ContinuousClock.now
         let sluiceInit = try PodLab.sluiceInitExecutable()
         let groupIDs = try OwnerGroups.ensure(["java", "ftp"])
-        PodLab.removeStaleNamespaces(prefix: PodPair.namespacePrefix)
 
         let cases = Self.selectedCases()
         try #require(!cases.isEmpty, "SLUICE_CONFORMANCE_CASES names no configuration of ConformanceCase.all")

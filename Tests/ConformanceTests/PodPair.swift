@@ -76,7 +76,7 @@ struct PodPair {
             resolvConf = try TemporaryFile(contents: servers.map { "nameserver \($0)\n" }.joined())
         }
         defer { resolvConf?.remove() }
-        var environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+        var environment = Subprocess.defaultEnvironment
         environment.merge(testCase.environment) { $1 }
         let arguments = testCase.labArguments(resolvConf: resolvConf?.path)
         let result = try sluice.run(sluiceInit, arguments, environment: environment)
@@ -99,26 +99,6 @@ struct PodPair {
 struct SetupFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A file under /tmp that the caller removes.
-struct TemporaryFile {
-    let path: String
-
-    init(contents: String) throws {
-        var template = Array("/tmp/sluice-conformance-XXXXXX".utf8CString)
-        let fd = mkstemp(&template)
-        guard fd >= 0 else { throw SetupFailure("mkstemp: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let bytes = Array(contents.utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else {
-            unlink(path)
-            throw SetupFailure("write \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    func remove() { unlink(path) }
 }
 
 /// The owner groups the goldens name must exist before `nft -f` can parse `skgid java` and before

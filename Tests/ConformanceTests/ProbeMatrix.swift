@@ -161,7 +161,7 @@ struct ProbeMatrix {
         layout.ports.podTCP = podTCP.sorted()
         layout.ports.peerTCP = Array(Set(layout.ports.peerTCP + outboundIncludedPorts)).sorted()
         var podUDP: [Endpoint] = [Endpoint(Self.localNameserver, 53)]
-        for address in [PodLab.podIPv4, PodLab.podIPv6, Self.loopback(.ipv4), Self.loopback(.ipv6)]
+        for address in [PodLab.podIPv4, PodLab.podIPv6, PodLab.loopback(.ipv4), PodLab.loopback(.ipv6)]
             + links.flatMap({ $0.podAddresses.map(\.address) }) {
             podUDP.append(Endpoint(address, Self.udpPort))
         }
@@ -169,22 +169,15 @@ struct ProbeMatrix {
         return layout
     }
 
-    /// The app port, the tunnel port and the agent's ports, served directly in the pod.
-    static let podServicePorts: [UInt16] = [8080, 15008, 15020, 15021, 15090]
+    /// The app port (first), the tunnel port and the agent's ports, served directly in the pod: the
+    /// lab's own defaults.
+    static let podServicePorts = PodLab.Ports().podTCP
     static let udpPort: UInt16 = 5000
     static let localNameserver = IPAddress("127.0.0.53")!
 
-    static func loopback(_ family: IPFamily) -> IPAddress {
-        family == .ipv4 ? IPAddress("127.0.0.1")! : .ipv6Loopback
-    }
-
-    static func podAddress(_ family: IPFamily) -> IPAddress {
-        family == .ipv4 ? PodLab.podIPv4 : PodLab.podIPv6
-    }
-
     /// Outside the pod, reached through eth0: the peer's own address and the "external" ones.
     static func externals(_ family: IPFamily) -> [IPAddress] {
-        family == .ipv4 ? [PodLab.peerIPv4] + PodLab.externalIPv4 : [PodLab.peerIPv6] + PodLab.externalIPv6
+        [PodLab.peerAddress(family)] + PodLab.externalAddresses(family)
     }
 
     // MARK: The probes
@@ -215,18 +208,18 @@ struct ProbeMatrix {
         for port in outboundIncludedPorts {
             probe(.tcp, Self.externals(family)[1], port, "outside, -q port")
         }
-        probe(.tcp, Self.loopback(family), 8080, "loopback")
-        probe(.udp, Self.loopback(family), Self.udpPort, "loopback")
-        probe(.tcp, Self.podAddress(family), 8080, "own pod IP")
-        probe(.tcp, Self.podAddress(family), 15008, "own pod IP, tunnel port")
-        probe(.udp, Self.podAddress(family), Self.udpPort, "own pod IP")
+        probe(.tcp, PodLab.loopback(family), 8080, "loopback")
+        probe(.udp, PodLab.loopback(family), Self.udpPort, "loopback")
+        probe(.tcp, PodLab.podAddress(family), 8080, "own pod IP")
+        probe(.tcp, PodLab.podAddress(family), 15008, "own pod IP, tunnel port")
+        probe(.udp, PodLab.podAddress(family), Self.udpPort, "own pod IP")
         if family == .ipv4 {
             probe(.tcp, IPAddress("127.1.2.3")!, 8080, "loopback, not 127.0.0.1")
         }
         if family == .ipv4 || testCase.ipv6 {
             // The inbound passthrough: the proxy forwarding to the app from 127.0.0.6 / ::6. ::6 exists
             // on lo only where IPv6 is on.
-            probe(.tcp, Self.podAddress(family), 8080, "inbound passthrough source",
+            probe(.tcp, PodLab.podAddress(family), 8080, "inbound passthrough source",
                   source: family == .ipv4 ? IPAddress("127.0.0.6")! : IPAddress("::6")!)
         }
         let servers = nameservers.filter { $0.family == family }
@@ -254,7 +247,7 @@ struct ProbeMatrix {
             result.append(ProbeSpec(transport: transport, side: .peer, owner: nil, who: "peer", source: nil,
                                     destination: Endpoint(address, port), what: what))
         }
-        let pod = Self.podAddress(family)
+        let pod = PodLab.podAddress(family)
         var ports: [(UInt16, String)] = [(8080, "inbound, port not listed")]
         for port in Self.podServicePorts.dropFirst() { ports.append((port, "inbound, sidecar port")) }
         for port in inboundPorts { ports.append((port, "inbound, -b port")) }

@@ -101,9 +101,9 @@ struct CaptureKernelTests {
     @Test("D1-D3, D6: with --redirect-dns, app DNS to the resolv.conf server lands on 15053; the proxy's goes direct",
           arguments: Family.allCases)
     func dnsCapture(family: Family) throws {
-        let resolvConf = try temporaryFile(contents: "search example.test\nnameserver \(family.dnsServer)\noptions ndots:5\n")
-        defer { unlink(resolvConf) }
-        let pod = try CapturedPod(family, extra: ["--redirect-dns", "--resolv-conf", resolvConf])
+        let resolvConf = try TemporaryFile(contents: "search example.test\nnameserver \(family.dnsServer)\noptions ndots:5\n")
+        defer { resolvConf.remove() }
+        let pod = try CapturedPod(family, extra: ["--redirect-dns", "--resolv-conf", resolvConf.path])
         let server = Endpoint(family.dnsServer, 53)
         #expect(pod.lab.sendDatagram(as: .app, to: server).landing == .dnsProxy)
         #expect(pod.lab.connect(as: .app, to: server).landing == .dnsProxy)
@@ -123,58 +123,57 @@ struct CaptureKernelTests {
         // Traffic first, so counters are non-zero and a re-created table would show.
         #expect(pod.lab.connect(as: .app, to: family.external(80)).landing
             == .proxyOutbound(originalDestination: family.external(80)))
-        let before = try pod.listRuleset()
+        let before = try pod.lab.listRuleset(handles: true)
         #expect(before.contains("istio-proxy-nat"))
-        let rerun = try pod.sluiceInit(pod.arguments)
+        let rerun = try pod.lab.sluiceInit(pod.arguments)
         #expect(rerun.status == 0, "\(rerun)")
-        #expect(try pod.listRuleset() == before)
+        #expect(try pod.lab.listRuleset(handles: true) == before)
     }
 
     @Test("--cleanup-only removes every istio-proxy table and keeps a foreign one")
     func cleanupOnly() throws {
         let pod = try CapturedPod(.ipv4, extra: ["--redirect-dns", "--capture-all-dns"])
-        try loadRuleset("table inet foreign {\n chain output {\n type filter hook output priority 0; policy accept;\n counter\n }\n}\n",
-                        into: pod.lab)
-        #expect(try pod.listRuleset().contains("istio-proxy-raw"))
-        let cleanup = try pod.sluiceInit(pod.arguments + ["--cleanup-only"])
+        try pod.lab.loadRuleset("table inet foreign {\n chain output {\n type filter hook output priority 0; policy accept;\n counter\n }\n}\n")
+        #expect(try pod.lab.listRuleset(handles: true).contains("istio-proxy-raw"))
+        let cleanup = try pod.lab.sluiceInit(pod.arguments + ["--cleanup-only"])
         #expect(cleanup.status == 0, "\(cleanup)")
-        let after = try pod.listRuleset()
+        let after = try pod.lab.listRuleset(handles: true)
         #expect(!after.contains("istio-proxy"), "left behind:\n\(after)")
         #expect(after.contains("table inet foreign"))
         #expect(pod.lab.connect(as: .app, to: Family.ipv4.external(80)).landing == .direct(.peer, Family.ipv4.external(80)))
         // Nothing left to clean: still success.
-        #expect(try pod.sluiceInit(pod.arguments + ["--cleanup-only"]).status == 0)
+        #expect(try pod.lab.sluiceInit(pod.arguments + ["--cleanup-only"]).status == 0)
     }
 
     @Test("bad input exits 2 with one line naming it, and the ruleset stays byte-for-byte the same",
           arguments: BadInput.all)
     func badInputChangesNothing(bad: BadInput) throws {
         let pod = try CapturedPod(.ipv4)
-        try loadRuleset("table ip foreign {\n chain c {\n counter\n }\n}\n", into: pod.lab)
-        let before = try pod.listRuleset()
-        let result = try pod.sluiceInit(bad.arguments)
+        try pod.lab.loadRuleset("table ip foreign {\n chain c {\n counter\n }\n}\n")
+        let before = try pod.lab.listRuleset(handles: true)
+        let result = try pod.lab.sluiceInit(bad.arguments)
         #expect(result.status == 2, "\(result)")
         let lines = result.standardError.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(lines.count == 1, "want one line on stderr, got:\n\(result.standardError)")
         #expect(result.standardError.contains(bad.named), "the message must name \(bad.named): \(result.standardError)")
-        #expect(try pod.listRuleset() == before)
+        #expect(try pod.lab.listRuleset(handles: true) == before)
     }
 
     @Test("without CAP_NET_ADMIN: exit 2 naming the capability to add, ruleset unchanged")
     func missingNetAdminChangesNothing() throws {
         let pod = try CapturedPod(.ipv4)
-        let before = try pod.listRuleset()
+        let before = try pod.lab.listRuleset(handles: true)
         // Root without NET_ADMIN in its bounding set: what an init container gets when the pod spec
         // forgets `capabilities.add: [NET_ADMIN]`.
-        let result = try pod.lab.run(try executable("setpriv"),
-                                     ["--bounding-set", "-net_admin", try sluiceInitPath()]
+        let result = try pod.lab.run(try PodLab.systemExecutable("setpriv"),
+                                     ["--bounding-set", "-net_admin", try PodLab.sluiceInitExecutable()]
                                          + CapturedPod.replacing(["-x", "203.0.113.0/24"]))
         #expect(result.status == 2, "\(result)")
         let lines = result.standardError.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(lines.count == 1, "want one line on stderr, got:\n\(result.standardError)")
         #expect(result.standardError.contains("NET_ADMIN"))
         #expect(result.standardError.contains("securityContext"))
-        #expect(try pod.listRuleset() == before)
+        #expect(try pod.lab.listRuleset(handles: true) == before)
     }
 }
 
@@ -185,27 +184,24 @@ struct BadInput: Sendable, CustomTestStringConvertible {
     var testDescription: String
 
     static let all: [BadInput] = [
-        BadInput(arguments: CapturedPod.injectorDefault + ["--no-such-flag"], named: "no-such-flag",
+        BadInput(arguments: CaptureConfig.injectorDefaultArguments + ["--no-such-flag"], named: "no-such-flag",
                  testDescription: "unknown flag"),
         BadInput(arguments: CapturedPod.replacing(["-x", "10.0.0.0/33"]), named: "10.0.0.0/33",
                  testDescription: "bad CIDR"),
         BadInput(arguments: CapturedPod.replacing(["-d", "15090,99999"]), named: "99999", testDescription: "bad port"),
         BadInput(arguments: CapturedPod.replacing(["-u", "4294967295"]), named: "4294967295", testDescription: "bad UID"),
-        BadInput(arguments: CapturedPod.injectorDefault + ["-c", "averyverylonginterface0"],
+        BadInput(arguments: CaptureConfig.injectorDefaultArguments + ["-c", "averyverylonginterface0"],
                  named: "averyverylonginterface0", testDescription: "bad interface name"),
         BadInput(arguments: CapturedPod.replacing(["-x", "*"]), named: "*", testDescription: "* in -x"),
     ]
 }
 
-/// The pod side of the lab after `sluice-init` ran in it successfully.
+/// The pod side of the lab after `sluice-init` ran in it successfully. "Nothing changed" is judged on
+/// `lab.listRuleset(handles: true)`: handles and counters included, so a re-created table would show.
 struct CapturedPod {
-    /// What the sidecar injector passes by default.
-    static let injectorDefault = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT",
-                                  "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
-
     /// The injector default with one flag's value replaced (`["-x", "10.0.0.0/8"]`).
     static func replacing(_ flagAndValue: [String]) -> [String] {
-        var arguments = injectorDefault
+        var arguments = CaptureConfig.injectorDefaultArguments
         let index = arguments.firstIndex(of: flagAndValue[0])!
         arguments[index + 1] = flagAndValue[1]
         return arguments
@@ -217,20 +213,9 @@ struct CapturedPod {
     init(_ family: Family, replacing: [String]? = nil, extra: [String] = []) throws {
         try requireRoot()
         lab = try PodLab()
-        arguments = (replacing.map(Self.replacing) ?? Self.injectorDefault) + family.arguments + extra
-        let result = try sluiceInit(arguments)
+        arguments = (replacing.map(Self.replacing) ?? CaptureConfig.injectorDefaultArguments) + family.arguments + extra
+        let result = try lab.sluiceInit(arguments)
         try #require(result.status == 0, "sluice-init \(arguments) failed: \(result)")
-    }
-
-    func sluiceInit(_ arguments: [String]) throws -> ProcessOutput {
-        try lab.run(try sluiceInitPath(), arguments)
-    }
-
-    /// The kernel's view, with handles and counters: what "nothing changed" is judged on.
-    func listRuleset() throws -> String {
-        let result = try lab.run(try executable("nft"), ["-a", "list", "ruleset"])
-        try #require(result.status == 0, "nft -a list ruleset: \(result)")
-        return result.standardOutput
     }
 }
 
@@ -244,20 +229,18 @@ enum Family: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     var arguments: [String] { self == .ipv4 ? [] : ["--dual-stack"] }
 
-    func external(_ port: UInt16) -> Endpoint {
-        Endpoint(self == .ipv4 ? PodLab.externalIPv4[0] : PodLab.externalIPv6[0], port)
-    }
+    var ipFamily: IPFamily { self == .ipv4 ? .ipv4 : .ipv6 }
+
+    func external(_ port: UInt16) -> Endpoint { Endpoint(PodLab.externalAddresses(ipFamily)[0], port) }
 
     /// Another captured destination: 203.0.113.1, or the peer's veth address for IPv6.
     func otherExternal(_ port: UInt16) -> Endpoint {
         Endpoint(self == .ipv4 ? PodLab.externalIPv4[1] : PodLab.peerIPv6, port)
     }
 
-    func pod(_ port: UInt16) -> Endpoint { Endpoint(self == .ipv4 ? PodLab.podIPv4 : PodLab.podIPv6, port) }
+    func pod(_ port: UInt16) -> Endpoint { Endpoint(PodLab.podAddress(ipFamily), port) }
 
-    func loopback(_ port: UInt16) -> Endpoint {
-        Endpoint(self == .ipv4 ? IPAddress("127.0.0.1")! : IPAddress.ipv6Loopback, port)
-    }
+    func loopback(_ port: UInt16) -> Endpoint { Endpoint(PodLab.loopback(ipFamily), port) }
 
     var passthroughSource: IPAddress { IPAddress(self == .ipv4 ? "127.0.0.6" : "::6")! }
 

@@ -1,4 +1,5 @@
 import Glibc
+import Netfilter
 import PodLab
 import Testing
 
@@ -8,30 +9,35 @@ func requireRoot() throws {
     try #require(geteuid() == 0, "KernelTests need root (network namespaces, nftables): run `sudo swift test`")
 }
 
-/// Finds a tool the tests use to observe or set up (never Sources/).
-func executable(_ name: String) throws -> String {
-    try PodLab.systemExecutable(name)
+/// `ip <arguments>` in `namespace`, to set up what another agent would have left or to observe: its
+/// standard output. `ip route show table N` fails on a table the kernel never created: that is "empty".
+@discardableResult
+func ip(_ arguments: [String], in namespace: NetworkNamespace) throws -> String {
+    let result = try Subprocess.run(try PodLab.systemExecutable("ip"), arguments, in: namespace)
+    if result.status != 0 && result.standardError.contains("FIB table does not exist") { return "" }
+    try #require(result.status == 0, "ip \(arguments): \(result)")
+    return result.standardOutput
 }
 
-/// The built `sluice-init`, next to the test bundle in the build directory (or `$SLUICE_INIT`).
-func sluiceInitPath() throws -> String {
-    try PodLab.sluiceInitExecutable()
-}
+extension PodLab {
+    /// The built `sluice-init`, run in the pod as an init container runs it.
+    func sluiceInit(_ arguments: [String]) throws -> ProcessOutput {
+        try run(try PodLab.sluiceInitExecutable(), arguments)
+    }
 
-/// Loads nft text into the pod's namespace with `nft -f`.
-func loadRuleset(_ text: String, into lab: PodLab) throws {
-    let path = try temporaryFile(contents: text)
-    defer { unlink(path) }
-    let result = try lab.run(try executable("nft"), ["-f", path])
-    try #require(result.status == 0, "nft -f failed: \(result)")
-}
+    /// `ip` in the pod (see `ip(_:in:)`).
+    @discardableResult
+    func ip(_ arguments: [String]) throws -> String {
+        try KernelTests.ip(arguments, in: pod)
+    }
 
-func temporaryFile(contents: String) throws -> String {
-    var template = Array("/tmp/sluice-kernel-test-XXXXXX".utf8CString)
-    let fd = mkstemp(&template)
-    try #require(fd >= 0, "mkstemp: \(String(cString: strerror(errno)))")
-    defer { close(fd) }
-    let bytes = Array(contents.utf8)
-    try #require(write(fd, bytes, bytes.count) == bytes.count)
-    return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// `nft list ruleset` in the pod (see `PodLab.listRuleset(in:handles:counters:)`).
+    func listRuleset(handles: Bool = false, counters: Bool = true) throws -> String {
+        try PodLab.listRuleset(in: pod, handles: handles, counters: counters)
+    }
+
+    /// Loads nft text into the pod's namespace with `nft -f`.
+    func loadRuleset(_ text: String) throws {
+        try PodLab.loadRuleset(text, into: pod)
+    }
 }

@@ -57,7 +57,7 @@ struct PodLabTests {
                 }
             }
             """
-        try loadRuleset(rules, into: lab)
+        try lab.loadRuleset(rules)
 
         #expect(lab.connect(as: .app, to: "198.51.100.1:80").landing == .proxyOutbound(originalDestination: "198.51.100.1:80"))
         #expect(lab.connect(as: .app, to: "[2001:db8:2::1]:80").landing
@@ -110,7 +110,7 @@ struct PodLabTests {
             try RouteNetlink.ensureAddress(IPAddress("::6")!, prefixLength: 128, on: "lo")
             try RouteNetlink.ensureAddress(IPAddress("::6")!, prefixLength: 128, on: "lo")
         }
-        let addresses = try lab.run(try executable("ip"), ["-6", "addr", "show", "dev", "lo"])
-        #expect(addresses.standardOutput.contains("inet6 ::6/128"))
+        let addresses = try lab.ip(["-6", "addr", "show", "dev", "lo"])
+        #expect(addresses.contains("inet6 ::6/128"))
     }
 }

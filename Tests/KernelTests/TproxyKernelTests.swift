@@ -44,7 +44,7 @@ struct TproxyKernelTests {
         #expect(result.arrival?.local == Endpoint(foreign, 8080))
         #expect(result.arrival?.remote.address == family.peerAddress)
         // Control: without the fwmark rule the same connection goes nowhere (the pod does not forward).
-        try pod.ip((family == .ipv4 ? [] : ["-6"]) + ["rule", "del", "fwmark", "1337", "lookup", "133"])
+        try pod.lab.ip((family == .ipv4 ? [] : ["-6"]) + ["rule", "del", "fwmark", "1337", "lookup", "133"])
         guard case .failed = pod.lab.connect(from: .peer, to: Endpoint(foreign, 8080), source: family.peerAddress,
                                              timeout: .milliseconds(500)).landing else {
             Issue.record("\(foreign) must be unreachable without the policy route")
@@ -72,7 +72,7 @@ struct TproxyKernelTests {
         #expect(before.fwmarkRules(family) == 1, "\(before)")
         #expect(before.routes(family).contains("local default dev lo"), "\(before)")
         #expect(before.loopbackIPv6.contains("::6/128") == (family == .ipv6))
-        let rerun = try pod.sluiceInit(pod.arguments)
+        let rerun = try pod.lab.sluiceInit(pod.arguments)
         #expect(rerun.status == 0, "\(rerun)")
         #expect(rerun.standardOutput.contains("nothing changed"), "\(rerun)")
         #expect(try pod.observe() == before)
@@ -84,7 +84,7 @@ struct TproxyKernelTests {
           arguments: Family.allCases)
     func cleanupRemovesEverything(family: Family) throws {
         let pod = try TproxyPod(family)
-        let cleanup = try pod.sluiceInit(pod.arguments + ["--cleanup-only"])
+        let cleanup = try pod.lab.sluiceInit(pod.arguments + ["--cleanup-only"])
         #expect(cleanup.status == 0, "\(cleanup)")
         let after = try pod.observe()
         #expect(!after.ruleset.contains("istio-proxy"), "left behind:\n\(after.ruleset)")
@@ -95,7 +95,7 @@ struct TproxyKernelTests {
         #expect(pod.lab.connect(from: .peer, to: family.pod(8080), source: family.peerAddress).landing
             == .direct(.pod, family.pod(8080)))
         // Nothing left to clean: still success, still nothing.
-        #expect(try pod.sluiceInit(pod.arguments + ["--cleanup-only"]).status == 0)
+        #expect(try pod.lab.sluiceInit(pod.arguments + ["--cleanup-only"]).status == 0)
         #expect(try pod.observe() == after)
     }
 
@@ -104,18 +104,18 @@ struct TproxyKernelTests {
         let pod = try TproxyPod(.ipv4, applying: false)
         // What two istio-iptables runs leave (netlink.RuleAdd picks a new priority each time), and a
         // rule and a route that are someone else's.
-        try pod.ip(["rule", "add", "fwmark", "1337", "lookup", "133"])
-        try pod.ip(["rule", "add", "fwmark", "1337", "lookup", "133"])
-        try pod.ip(["rule", "add", "fwmark", "1337", "iif", "eth0", "lookup", "133"])
-        try pod.ip(["route", "add", "203.0.113.0/24", "via", "192.0.2.1", "table", "133"])
-        let apply = try pod.sluiceInit(pod.arguments)
+        try pod.lab.ip(["rule", "add", "fwmark", "1337", "lookup", "133"])
+        try pod.lab.ip(["rule", "add", "fwmark", "1337", "lookup", "133"])
+        try pod.lab.ip(["rule", "add", "fwmark", "1337", "iif", "eth0", "lookup", "133"])
+        try pod.lab.ip(["route", "add", "203.0.113.0/24", "via", "192.0.2.1", "table", "133"])
+        let apply = try pod.lab.sluiceInit(pod.arguments)
         #expect(apply.status == 0, "\(apply)")
         let applied = try pod.observe()
         #expect(applied.fwmarkRules(.ipv4) == 2, "no rule added next to Istio's two:\n\(applied.rulesIPv4)")
         #expect(pod.lab.connect(from: .peer, to: Family.ipv4.pod(8080), source: PodLab.peerIPv4).landing
             == .proxyInbound(originalDestination: Family.ipv4.pod(8080)))
 
-        let cleanup = try pod.sluiceInit(pod.arguments + ["--cleanup-only"])
+        let cleanup = try pod.lab.sluiceInit(pod.arguments + ["--cleanup-only"])
         #expect(cleanup.status == 0, "\(cleanup)")
         let after = try pod.observe()
         #expect(after.fwmarkRules(.ipv4) == 0, "\(after.rulesIPv4)")
@@ -126,8 +126,8 @@ struct TproxyKernelTests {
     @Test("a table already routing elsewhere: exit 1 naming the step and the route in the way")
     func conflictingRouteFailsPrecisely() throws {
         let pod = try TproxyPod(.ipv4, applying: false)
-        try pod.ip(["route", "add", "default", "via", "192.0.2.1", "table", "133"])
-        let result = try pod.sluiceInit(pod.arguments)
+        try pod.lab.ip(["route", "add", "default", "via", "192.0.2.1", "table", "133"])
+        let result = try pod.lab.sluiceInit(pod.arguments)
         #expect(result.status == 1, "\(result)")
         let lines = result.standardError.split(separator: "\n", omittingEmptySubsequences: true)
         #expect(lines.count == 1, "want one line on stderr, got:\n\(result.standardError)")
@@ -138,7 +138,7 @@ struct TproxyKernelTests {
         #expect(result.standardError.contains("undone: `ip rule add fwmark 1337 lookup 133`"), "\(result)")
         #expect(try !pod.observe().rulesIPv4.contains("fwmark"))
         // With another table it goes through, and only that table is looked up.
-        let other = try pod.sluiceInit(pod.arguments + ["-r", "134"])
+        let other = try pod.lab.sluiceInit(pod.arguments + ["-r", "134"])
         #expect(other.status == 0, "\(other)")
         let rules = try pod.observe().rulesIPv4.split(separator: "\n").filter { $0.contains("fwmark") }
         #expect(rules.count == 1 && rules[0].hasSuffix("from all fwmark 0x539 lookup 134"), "\(rules)")
@@ -151,14 +151,14 @@ struct TproxyKernelTests {
     func dryRunIsValidNftInput(cleanup: Bool) throws {
         let pod = try TproxyPod(.ipv6, applying: false)
         let before = try pod.observe()
-        let result = try pod.sluiceInit(pod.arguments + ["--dry-run"] + (cleanup ? ["--cleanup-only"] : []))
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--dry-run"] + (cleanup ? ["--cleanup-only"] : []))
         #expect(result.status == 0, "\(result)")
         let verb = cleanup ? "del" : "add"
         #expect(result.standardOutput.contains("\n# ip rule \(verb) fwmark 1337 lookup 133\n"), "\(result)")
         #expect(result.standardOutput.contains("\n# ip -6 route \(verb) local default dev lo table 133\n"), "\(result)")
-        let path = try temporaryFile(contents: result.standardOutput)
-        defer { unlink(path) }
-        let check = try pod.lab.run(try executable("nft"), ["-c", "-f", path])
+        let file = try TemporaryFile(contents: result.standardOutput)
+        defer { file.remove() }
+        let check = try pod.lab.run(try PodLab.systemExecutable("nft"), ["-c", "-f", file.path])
         #expect(check.status == 0, "nft -c -f rejected the dry-run output: \(check)")
         #expect(try pod.observe() == before)
     }
@@ -166,8 +166,7 @@ struct TproxyKernelTests {
 
 /// A pod with a transparent inbound listener, after `sluice-init -m TPROXY` ran in it.
 struct TproxyPod {
-    static let tproxyArguments = ["-p", "15001", "-z", "15006", "-u", "1337", "-m", "TPROXY",
-                                  "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020"]
+    static let tproxyArguments = CapturedPod.replacing(["-m", "TPROXY"])
 
     let lab: PodLab
     let arguments: [String]
@@ -179,19 +178,9 @@ struct TproxyPod {
         lab = try PodLab(layout: layout)
         arguments = Self.tproxyArguments + family.arguments
         if applying {
-            let result = try sluiceInit(arguments)
+            let result = try lab.sluiceInit(arguments)
             try #require(result.status == 0, "sluice-init \(arguments) failed: \(result)")
         }
-    }
-
-    func sluiceInit(_ arguments: [String]) throws -> ProcessOutput {
-        try lab.run(try sluiceInitPath(), arguments)
-    }
-
-    /// `ip` in the pod, to set up what another agent would have left.
-    func ip(_ arguments: [String]) throws {
-        let result = try lab.run(try executable("ip"), arguments)
-        try #require(result.status == 0, "ip \(arguments): \(result)")
     }
 
     /// The kernel state TPROXY touches, as `nft` and `ip` show it (handles and counters included).
@@ -216,9 +205,7 @@ struct TproxyPod {
     }
 
     func observe() throws -> Observation {
-        let nft = try lab.run(try executable("nft"), ["-a", "list", "ruleset"])
-        try #require(nft.status == 0, "nft -a list ruleset: \(nft)")
-        return Observation(ruleset: nft.standardOutput,
+        Observation(ruleset: try lab.listRuleset(handles: true),
                            rulesIPv4: try show(["rule", "show"]), rulesIPv6: try show(["-6", "rule", "show"]),
                            routesIPv4: try show(["route", "show", "table", "133"]),
                            routesIPv6: try show(["-6", "route", "show", "table", "133"]),
@@ -226,16 +213,12 @@ struct TproxyPod {
     }
 
     private func show(_ arguments: [String]) throws -> String {
-        let result = try lab.run(try executable("ip"), arguments)
-        // `ip -6 route show table N` fails on a table the kernel never created: that is "empty".
-        if result.status != 0 && result.standardError.contains("FIB table does not exist") { return "" }
-        try #require(result.status == 0, "ip \(arguments): \(result)")
-        return result.standardOutput.split(separator: "\n").map { $0.trimmingSpaces }.joined(separator: "\n")
+        try lab.ip(arguments).split(separator: "\n").map { $0.trimmingSpaces }.joined(separator: "\n")
     }
 }
 
 extension Family {
-    var peerAddress: IPAddress { self == .ipv4 ? PodLab.peerIPv4 : PodLab.peerIPv6 }
+    var peerAddress: IPAddress { PodLab.peerAddress(ipFamily) }
 
     /// In the pod's subnet but assigned to nobody: only policy routing makes the pod accept it.
     var unownedPodSubnetAddress: IPAddress { IPAddress(self == .ipv4 ? "192.0.2.99" : "2001:db8:1::99")! }

@@ -8,30 +8,15 @@ import Testing
 /// `PolicyRouting`, in a bare namespace of the test's own, checked against what `ip` shows.
 @Suite("TPROXY policy routing over rtnetlink")
 struct TproxyRoutingTests {
-    /// A fresh namespace with `lo` up, removed at the end.
-    final class Scratch {
-        let name = "sluice-tproxy-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        let namespace: NetworkNamespace
-
-        init() throws {
-            try requireRoot()
-            namespace = try NetworkNamespace.create(named: name)
-            try namespace.run { try RouteNetlink().setLinkUp("lo") }
-        }
-
-        deinit { try? NetworkNamespace.delete(named: name) }
-
-        func ip(_ arguments: [String]) throws -> String {
-            let result = try Subprocess.run(try executable("ip"), arguments, in: namespace)
-            if result.status != 0 && result.standardError.contains("FIB table does not exist") { return "" }
-            try #require(result.status == 0, "ip \(arguments): \(result)")
-            return result.standardOutput
-        }
+    /// A fresh namespace with `lo` up, removed when the test drops it.
+    static func scratch() throws -> PodLab.ScratchNamespace {
+        try requireRoot()
+        return try PodLab.ScratchNamespace(prefix: "sluice-tproxy", loopbackUp: true)
     }
 
     @Test("fwmark rules: the kernel's priority as for `ip rule add`, listed, told apart, deleted", arguments: IPFamily.allCases)
     func fwmarkRules(family: IPFamily) throws {
-        let scratch = try Scratch()
+        let scratch = try Self.scratch()
         let flag = family == .ipv4 ? [String]() : ["-6"]
         try scratch.namespace.run {
             let netlink = try RouteNetlink()
@@ -48,19 +33,19 @@ struct TproxyRoutingTests {
             for rule in ours { try netlink.deleteFibRule(rule) }
             #expect(try netlink.fibRules(family: family).filter { $0.isFwmarkLookup(mark: 1337, table: 133) }.isEmpty)
         }
-        let shown = try scratch.ip(flag + ["rule", "show"])
+        let shown = try ip(flag + ["rule", "show"], in: scratch.namespace)
         #expect(shown.contains("100:\tfrom all fwmark 0x539 lookup 70000"), "\(shown)")
         #expect(!shown.contains("lookup 133"), "\(shown)")
     }
 
     @Test("a rule with more selectors than fwmark is not taken for Sluice's")
     func rulesWithOtherSelectorsAreForeign() throws {
-        let scratch = try Scratch()
-        _ = try scratch.ip(["rule", "add", "fwmark", "1337", "iif", "lo", "lookup", "133"])
-        _ = try scratch.ip(["rule", "add", "not", "fwmark", "1337", "lookup", "133"])
-        _ = try scratch.ip(["rule", "add", "fwmark", "1337/0xff", "lookup", "133"])
-        _ = try scratch.ip(["rule", "add", "from", "192.0.2.0/24", "fwmark", "1337", "lookup", "133"])
-        _ = try scratch.ip(["rule", "add", "fwmark", "1337", "ipproto", "tcp", "lookup", "133"])
+        let scratch = try Self.scratch()
+        _ = try ip(["rule", "add", "fwmark", "1337", "iif", "lo", "lookup", "133"], in: scratch.namespace)
+        _ = try ip(["rule", "add", "not", "fwmark", "1337", "lookup", "133"], in: scratch.namespace)
+        _ = try ip(["rule", "add", "fwmark", "1337/0xff", "lookup", "133"], in: scratch.namespace)
+        _ = try ip(["rule", "add", "from", "192.0.2.0/24", "fwmark", "1337", "lookup", "133"], in: scratch.namespace)
+        _ = try ip(["rule", "add", "fwmark", "1337", "ipproto", "tcp", "lookup", "133"], in: scratch.namespace)
         let rules = try scratch.namespace.run { try RouteNetlink().fibRules(family: .ipv4) }
         let marked = rules.filter { $0.mark == 1337 }
         #expect(marked.count == 5, "\(rules)")
@@ -75,7 +60,7 @@ struct TproxyRoutingTests {
 
     @Test("PolicyRouting applies the dual-stack TPROXY plan once, reports, and removes it", arguments: [133, 4000] as [UInt32])
     func applyTwiceThenRemove(table: UInt32) throws {
-        let scratch = try Scratch()
+        let scratch = try Self.scratch()
         var config = CaptureConfig.injectorDefault
         config.interceptionMode = .tproxy
         config.enableIPv6 = true
@@ -85,7 +70,7 @@ struct TproxyRoutingTests {
         let first = try scratch.namespace.run { try PolicyRouting.carryOut(plan) }
         #expect(first.changed == plan.commands && first.unchanged.isEmpty)
         let state = try ["rule", "-6 rule", "route show table \(table)", "-6 route show table \(table)", "-6 addr show dev lo"]
-            .map { try scratch.ip($0.split(separator: " ").map(String.init)) }
+            .map { try ip($0.split(separator: " ").map(String.init), in: scratch.namespace) }
         #expect(state[0].contains("32765:\tfrom all fwmark 0x539 lookup \(table)"), "\(state[0])")
         #expect(state[1].contains("32765:\tfrom all fwmark 0x539 lookup \(table)"), "\(state[1])")
         #expect(state[2].hasPrefix("local default dev lo scope host"), "\(state[2])")
@@ -95,26 +80,26 @@ struct TproxyRoutingTests {
         let second = try scratch.namespace.run { try PolicyRouting.carryOut(plan) }
         #expect(second.changed.isEmpty && second.unchanged == plan.commands)
         #expect(try ["rule", "-6 rule", "route show table \(table)", "-6 route show table \(table)", "-6 addr show dev lo"]
-            .map { try scratch.ip($0.split(separator: " ").map(String.init)) } == state)
+            .map { try ip($0.split(separator: " ").map(String.init), in: scratch.namespace) } == state)
 
         let removal = RoutingPlan.cleanup(for: config)
         let removed = try scratch.namespace.run { try PolicyRouting.carryOut(removal) }
         #expect(removed.changed == removal.commands)
-        let rulesLeft = try scratch.ip(["rule"]) + scratch.ip(["-6", "rule"])
+        let rulesLeft = try ip(["rule"], in: scratch.namespace) + ip(["-6", "rule"], in: scratch.namespace)
         #expect(!rulesLeft.contains("fwmark"), "\(rulesLeft)")
-        #expect(try scratch.ip(["route", "show", "table", "\(table)"]).isEmpty)
-        #expect(try scratch.ip(["-6", "route", "show", "table", "\(table)"]).isEmpty)
-        #expect(try !scratch.ip(["-6", "addr", "show", "dev", "lo"]).contains("::6/"))
+        #expect(try ip(["route", "show", "table", "\(table)"], in: scratch.namespace).isEmpty)
+        #expect(try ip(["-6", "route", "show", "table", "\(table)"], in: scratch.namespace).isEmpty)
+        #expect(try !ip(["-6", "addr", "show", "dev", "lo"], in: scratch.namespace).contains("::6/"))
         let again = try scratch.namespace.run { try PolicyRouting.carryOut(removal) }
         #expect(again.changed.isEmpty && again.unchanged == removal.commands)
     }
 
     @Test("route and address listing see what ip added")
     func listing() throws {
-        let scratch = try Scratch()
-        _ = try scratch.ip(["route", "add", "local", "default", "dev", "lo", "table", "133"])
-        _ = try scratch.ip(["route", "add", "192.0.2.0/24", "dev", "lo", "table", "133"])
-        _ = try scratch.ip(["-6", "addr", "add", "2001:db8::6/64", "dev", "lo"])
+        let scratch = try Self.scratch()
+        _ = try ip(["route", "add", "local", "default", "dev", "lo", "table", "133"], in: scratch.namespace)
+        _ = try ip(["route", "add", "192.0.2.0/24", "dev", "lo", "table", "133"], in: scratch.namespace)
+        _ = try ip(["-6", "addr", "add", "2001:db8::6/64", "dev", "lo"], in: scratch.namespace)
         try scratch.namespace.run {
             let netlink = try RouteNetlink()
             let lo = try netlink.interfaceIndex(named: "lo")

@@ -13,7 +13,7 @@ struct ValidationKernelTests {
     @Test("injector default + --run-validation passes as root (read-back and probe)", arguments: Family.allCases)
     func validationPasses(family: Family) throws {
         let pod = try UnstartedPod(family)
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation"])
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation"])
         #expect(result.status == 0, "\(result)")
         let loopback = family == .ipv4 ? "127.0.0.1" : "[::1]"
         let probe = family == .ipv4 ? "127.0.0.6:15002" : "[::6]:15002"
@@ -22,14 +22,14 @@ struct ValidationKernelTests {
             "validation passed: a probe from \(loopback):0 as uid 1337 gid 1337 to \(probe) was redirected to "
                 + "\(loopback):15006 with original port 15002"), "\(result)")
         // Sockets and threads are gone with the process; the rules stay in place for the pod.
-        #expect(try pod.listRuleset().contains("istio-proxy-nat"))
+        #expect(try pod.lab.listRuleset(counters: false).contains("istio-proxy-nat"))
     }
 
     @Test("--run-validation --skip-rule-apply without rules: 126, connection refused, within the timeout")
     func validationWithoutRulesFails() throws {
         let pod = try UnstartedPod(.ipv4, apply: false)
         let start = ContinuousClock.now
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
         let elapsed = ContinuousClock.now - start
         #expect(result.status == 126, "\(result)")
         #expect(result.standardError.hasPrefix(
@@ -43,26 +43,26 @@ struct ValidationKernelTests {
         #expect(elapsed >= .seconds(2) && elapsed < .seconds(5), "took \(elapsed)")
         #expect(result.standardError.contains("(3 of 3 attempts)") || result.standardError.contains("(2 of 2 attempts)"),
                 "\(result)")
-        #expect(try pod.listRuleset().isEmpty, "--skip-rule-apply must not program anything")
+        #expect(try pod.lab.listRuleset(counters: false).isEmpty, "--skip-rule-apply must not program anything")
     }
 
     @Test("CNI mode: --skip-rule-apply validates rules programmed earlier", arguments: Family.allCases)
     func validationOnlyPassesWithRules(family: Family) throws {
         let pod = try UnstartedPod(family)
-        let before = try pod.listRuleset(handles: true)
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
+        let before = try pod.lab.listRuleset(handles: true, counters: false)
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
         #expect(result.status == 0, "\(result)")
         #expect(result.standardOutput.contains("validation passed"))
         #expect(!result.standardOutput.contains("read back"), "no read-back of someone else's rules")
         // Only the counters moved (the probe went through the rules): same rules, same handles.
-        #expect(try pod.listRuleset(handles: true) == before)
+        #expect(try pod.lab.listRuleset(handles: true, counters: false) == before)
     }
 
     @Test("a foreign rule inserted ahead of the hairpin: a validate-only run exits 126, connection refused")
     func foreignRuleAheadFailsTheProbe() throws {
         let pod = try UnstartedPod(.ipv4)
-        try loadRuleset("insert rule inet istio-proxy-nat istio-output tcp dport 15002 return\n", into: pod.lab)
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
+        try pod.lab.loadRuleset("insert rule inet istio-proxy-nat istio-output tcp dport 15002 return\n")
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
         #expect(result.status == 126, "\(result)")
         #expect(result.standardError.contains("failed with connection refused"), "\(result)")
         #expect(result.standardError.contains("nothing redirected it"), "\(result)")
@@ -75,7 +75,7 @@ struct ValidationKernelTests {
         let elsewhere = try ProbeServer(side: .pod, namespace: pod.lab.pod,
                                         listeners: [Listener(.tcp, Endpoint(IPAddress("127.0.0.1")!, 8080), .app)])
         defer { elsewhere.stop() }
-        try loadRuleset("""
+        try pod.lab.loadRuleset("""
             table inet foreign {
               chain output {
                 type nat hook output priority -150; policy accept;
@@ -83,8 +83,8 @@ struct ValidationKernelTests {
               }
             }
 
-            """, into: pod.lab)
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
+            """)
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "2s"])
         #expect(result.status == 126, "\(result)")
         #expect(result.standardError.contains("dials to 127.0.0.6:15002 connected but never reached 127.0.0.1:15001 and "
                                               + "127.0.0.1:15006: the probe was redirected to the wrong port"), "\(result)")
@@ -97,7 +97,7 @@ struct ValidationKernelTests {
         // The lab's own proxy listeners hold both ports, as a started sidecar would.
         let lab = try PodLab()
         let start = ContinuousClock.now
-        let result = try lab.run(try sluiceInitPath(), CapturedPod.injectorDefault + ["--run-validation"])
+        let result = try lab.sluiceInit(CaptureConfig.injectorDefaultArguments + ["--run-validation"])
         #expect(result.status == 126, "\(result)")
         #expect(result.standardError.contains("no listener available: 127.0.0.1:15001 (Address already in use), "
                                               + "127.0.0.1:15006 (Address already in use)"), "\(result)")
@@ -128,13 +128,13 @@ struct ValidationKernelTests {
     @Test("a re-run over drifted rules rebuilds them (as Istio's flush does) and then validates")
     func rerunOverwritesDrift() throws {
         let pod = try UnstartedPod(.ipv4)
-        let programmed = try pod.listRuleset()
+        let programmed = try pod.lab.listRuleset(counters: false)
         try pod.replaceHairpinRuleKeepingItsComment()
-        #expect(try pod.listRuleset() != programmed)
-        let result = try pod.sluiceInit(pod.arguments + ["--run-validation", "--probe-timeout", "2s"])
+        #expect(try pod.lab.listRuleset(counters: false) != programmed)
+        let result = try pod.lab.sluiceInit(pod.arguments + ["--run-validation", "--probe-timeout", "2s"])
         #expect(result.status == 0, "\(result)")
         #expect(result.standardOutput.contains("programmed inet istio-proxy-nat"), "\(result)")
-        #expect(try pod.listRuleset() == programmed)
+        #expect(try pod.lab.listRuleset(counters: false) == programmed)
     }
 }
 
@@ -169,7 +169,8 @@ struct ValidationKernelTests {
 /// A pod whose proxy has not started (the init container's view): the lab's own proxy listeners on
 /// 15001/15006 are stopped so the validator can listen there, and sluice-init has programmed the pod
 /// unless told not to. The IPv6 variant removes the pod's IPv4 address, so IPv6 is its first address
-/// and the validator uses ::1 and ::6.
+/// and the validator uses ::1 and ::6. Rulesets are compared without counter values
+/// (`counters: false`): the probe itself moves them.
 struct UnstartedPod {
     let lab: PodLab
     let arguments: [String]
@@ -179,40 +180,23 @@ struct UnstartedPod {
         lab = try PodLab()
         lab.podServer.stop()
         if family == .ipv6 {
-            let flush = try lab.run(try executable("ip"), ["-4", "address", "flush", "dev", PodLab.podInterface])
-            try #require(flush.status == 0, "\(flush)")
+            try lab.ip(["-4", "address", "flush", "dev", PodLab.podInterface])
         }
-        arguments = CapturedPod.injectorDefault
+        arguments = CaptureConfig.injectorDefaultArguments
         if apply {
-            let result = try sluiceInit(arguments)
+            let result = try lab.sluiceInit(arguments)
             try #require(result.status == 0, "sluice-init \(arguments) failed: \(result)")
         }
-    }
-
-    func sluiceInit(_ arguments: [String]) throws -> ProcessOutput {
-        try lab.run(try sluiceInitPath(), arguments)
     }
 
     static let hairpinComment = "proxy (uid 1337) calling its own pod IP goes to the inbound listener (hairpin)"
 
     /// Another agent's edit that a comment-only comparison would miss: same comment, other content.
     func replaceHairpinRuleKeepingItsComment() throws {
-        let listing = try lab.run(try executable("nft"), ["-a", "list", "chain", "inet", "istio-proxy-nat", "istio-output"])
-        let line = try #require(listing.standardOutput.split(separator: "\n").first { $0.contains(Self.hairpinComment) },
-                                "\(listing)")
-        let handle = try #require(line.split(separator: " ").last.map(String.init))
-        try loadRuleset("replace rule inet istio-proxy-nat istio-output handle \(handle) "
-                        + "oifname \"lo\" meta l4proto tcp counter return comment \"\(Self.hairpinComment)\"\n", into: lab)
-    }
-
-    /// `nft list ruleset`, counters zeroed.
-    func listRuleset(handles: Bool = false) throws -> String {
-        let result = try lab.run(try executable("nft"), (handles ? ["-a"] : []) + ["list", "ruleset"])
-        try #require(result.status == 0, "nft list ruleset: \(result)")
-        var words = result.standardOutput.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-        for index in words.indices.dropFirst() where ["packets", "bytes"].contains(words[index - 1]) {
-            words[index] = "0"
-        }
-        return words.joined(separator: " ")
+        let listing = try PodLab.runTool("nft", ["-a", "list", "chain", "inet", "istio-proxy-nat", "istio-output"], in: lab.pod)
+        let handle = try #require(PodLab.ruleHandles(in: listing).first { $0.rule.contains(Self.hairpinComment) }?.handle,
+                                  "\(listing)")
+        try lab.loadRuleset("replace rule inet istio-proxy-nat istio-output handle \(handle) "
+                            + "oifname \"lo\" meta l4proto tcp counter return comment \"\(Self.hairpinComment)\"\n")
     }
 }

@@ -1,6 +1,7 @@
 import Capture
 import Foundation
 @testable import Netfilter
+import PodLab
 import Testing
 
 /// The read-back check: what the kernel holds after an apply equals what the batch meant, and a rule
@@ -123,9 +124,7 @@ import Testing
     /// The handle of the `position`th rule (from 1) of a chain of inet istio-proxy-nat.
     static func handle(ofRule position: Int, chain: String, in namespace: ScratchNamespace) throws -> String {
         let listing = try namespace.nft("-a", "list", "chain", "inet", "istio-proxy-nat", chain)
-        let handles = listing.split(separator: "\n")
-            .filter { !$0.contains("chain ") && !$0.contains("type ") && $0.contains("# handle ") }
-            .compactMap { $0.components(separatedBy: "# handle ").last }
+        let handles = PodLab.ruleHandles(in: listing).map(\.handle)
         return try #require(handles.dropFirst(position - 1).first, "no rule \(position) in\n\(listing)")
     }
 }

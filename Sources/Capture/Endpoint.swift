@@ -1,6 +1,6 @@
-import Capture
-
-/// An IP address and a port: `192.0.2.1:80`, `[2001:db8:2::1]:80`.
+/// An IP address and a port: `192.0.2.1:80`, `[2001:db8:2::1]:80`. A pure value, here so that the lab's
+/// probes and sluice-init's validation probe name and print socket addresses the same way; the
+/// `sockaddr` side lives in Netfilter (`SocketAddress.swift`).
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
     public var address: IPAddress
     public var port: UInt16

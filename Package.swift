@@ -3,13 +3,28 @@ import PackageDescription
 
 // The init side (sluice-init and everything it links) deliberately depends on nothing but the
 // toolchain and Debian's libnftnl/libmnl/libcap: it runs in every pod's init container and must
-// build fast and stay small. The agent's heavy dependencies (gRPC, NIO) belong to other targets.
+// build fast and stay small. The agent's dependencies (NIO, service lifecycle, logging, metrics,
+// YAML) belong to the agent's targets only.
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+]
+
 let package = Package(
     name: "Sluice",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sluice-init", targets: ["sluice-init"]),
+        .executable(name: "pilot-agent", targets: ["pilot-agent"]),
         .executable(name: "sluice-demo", targets: ["sluice-demo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian: libnftnl + libmnl (nftables netlink) and libcap.
@@ -33,6 +48,38 @@ let package = Package(
         // shared by the demo and the kernel tests.
         .target(name: "PodLab", dependencies: ["Capture", "Netfilter"]),
         .executableTarget(name: "sluice-demo", dependencies: ["SluiceInit", "PodLab", "Netfilter", "Capture"]),
+
+        // --- The agent (pilot-agent) ---
+        // Pure: ordered JSON values, a strict JSON parser and printer, YAML read into the same values.
+        .target(name: "ConfigFormats", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Pure: pilot-agent's command line, environment, ProxyConfig merge, node identity, paths under --root.
+        .target(name: "AgentConfig", dependencies: ["ConfigFormats", "Capture"]),
+        // Pure: the Envoy v3 bootstrap and the data plane's command line.
+        .target(name: "Bootstrap", dependencies: ["ConfigFormats"]),
+        // Network edge: a small HTTP/1.1 server and client on SwiftNIO (status server, admin calls, probes).
+        .target(name: "AgentHTTP", dependencies: nio),
+        // The status server on 15020: readiness, merged metrics, drain/quit, application probes.
+        .target(name: "StatusServer", dependencies: [
+            "AgentHTTP", "AgentConfig", "ConfigFormats",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // Process edge: spawning, reaping (also as PID 1), signal forwarding, restart and drain policies.
+        .target(name: "Supervisor", dependencies: [
+            "CCapabilities",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The agent: wires configuration, bootstrap, supervisor and status server into one ServiceGroup.
+        .target(name: "Agent", dependencies: [
+            "AgentConfig", "Bootstrap", "AgentHTTP", "StatusServer", "Supervisor", "SluiceInit", "ConfigFormats",
+            "CCapabilities",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ] + nio),
+        .executableTarget(name: "pilot-agent", dependencies: ["Agent"]),
+        // A stand-in data plane for the supervisor's tests: an Envoy-style admin API and nothing else.
+        .executableTarget(name: "sluice-test-dataplane", dependencies: nio),
+
         // Snapshots and fixtures are read from the source tree (#filePath), so re-recording writes them there.
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "SluiceInit"], exclude: ["Snapshots"]),
         // PodLab for ScratchNamespace and the nft helpers shared with the kernel tests.
@@ -40,5 +87,13 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Capture", "Netfilter", "SluiceInit", "PodLab"]),
         // Istio's golden rulesets against Sluice's, probe by probe, with real packets.
         .testTarget(name: "ConformanceTests", dependencies: ["Capture", "Netfilter", "PodLab"], exclude: ["Fixtures"]),
+        .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
+        .testTarget(name: "AgentConfigTests", dependencies: ["AgentConfig", "ConfigFormats"]),
+        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "ConfigFormats"], exclude: ["Snapshots"]),
+        .testTarget(name: "StatusServerTests", dependencies: [
+            "StatusServer", "AgentHTTP", "AgentConfig", "ConfigFormats", .product(name: "Logging", package: "swift-log"),
+        ] + nio),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentConfig", "AgentHTTP", "Supervisor", "PodLab", "Netfilter"]),
     ]
 )

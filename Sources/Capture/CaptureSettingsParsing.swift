@@ -161,9 +161,9 @@ func quoted(_ text: String) -> String {
 }
 
 /// Go's value syntaxes, as pflag's typed flags parse them.
-enum GoSyntax {
+public enum GoSyntax {
     /// `strconv.ParseBool`.
-    static func parseBool(_ text: String) -> Bool? {
+    public static func parseBool(_ text: String) -> Bool? {
         switch text {
         case "1", "t", "T", "TRUE", "true", "True": true
         case "0", "f", "F", "FALSE", "false", "False": false
@@ -173,7 +173,7 @@ enum GoSyntax {
 
     /// `strconv.ParseUint(text, 0, bitSize)`: decimal, `0x`/`0o`/`0b` prefixes, a leading `0` for octal,
     /// and `_` between digits.
-    static func parseUnsigned(_ text: String, bitSize: Int) -> UInt64? {
+    public static func parseUnsigned(_ text: String, bitSize: Int) -> UInt64? {
         var digits = Substring(text)
         guard !digits.isEmpty else { return nil }
         var base: UInt64 = 10
@@ -205,7 +205,7 @@ enum GoSyntax {
     }
 
     /// `strconv.ParseInt(text, 0, 64)`.
-    static func parseSigned(_ text: String) -> Int64? {
+    public static func parseSigned(_ text: String) -> Int64? {
         var body = Substring(text)
         var negative = false
         if let sign = body.first, sign == "-" || sign == "+" {
@@ -250,7 +250,7 @@ enum GoSyntax {
     }
 
     /// `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, or a bare `0`.
-    static func parseDuration(_ text: String) -> Duration? {
+    public static func parseDuration(_ text: String) -> Duration? {
         var scalars = Substring(text).unicodeScalars[...]
         var negative = false
         if let sign = scalars.first, sign == "-" || sign == "+" {

@@ -83,10 +83,15 @@ extension PodLab {
             .compactMap { line in line.ranges(of: "# handle ").last.map { (line, String(line[$0.upperBound...])) } }
     }
 
-    /// The built `sluice-init`: `$SLUICE_INIT`, or next to the running executable in the build directory
-    /// (sluice-demo and the test binary sit in it, or the test binary in an .xctest bundle within it).
+    /// The built `sluice-init`: `$SLUICE_INIT`, or next to the running executable in the build directory.
     public static func sluiceInitExecutable() throws -> String {
-        if let override = getenv("SLUICE_INIT") { return String(cString: override) }
+        try builtExecutable(named: "sluice-init", override: "SLUICE_INIT")
+    }
+
+    /// A product of this package: `$<override>` when set, or next to the running executable in the build
+    /// directory (sluice-demo and the test binary sit in it, or the test binary in an .xctest bundle within it).
+    public static func builtExecutable(named name: String, override: String? = nil) throws -> String {
+        if let override, let path = getenv(override) { return String(cString: path) }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else {
@@ -98,11 +103,12 @@ extension PodLab {
         for _ in 0..<3 {
             guard let slash = directory.lastIndex(of: "/") else { break }
             directory = directory[..<slash]
-            candidates.append("\(directory)/sluice-init")
+            candidates.append("\(directory)/\(name)")
         }
         guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
-            throw MissingProgram(description: "sluice-init not built next to \(executablePath) (looked at \(candidates)); "
-                + "run `swift build --product sluice-init` with the same scratch path, or set SLUICE_INIT")
+            throw MissingProgram(description: "\(name) not built next to \(executablePath) (looked at \(candidates)); "
+                + "run `swift build --product \(name)` with the same scratch path"
+                + (override.map { ", or set \($0)" } ?? ""))
         }
         return found
     }

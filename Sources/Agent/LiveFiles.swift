@@ -1,0 +1,71 @@
+import AgentConfig
+import Glibc
+
+/// Files as they are on disk, for configuration resolution and the bootstrap's inputs.
+struct LiveFiles: AgentFileReader {
+    struct ReadError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func contents(ofFile absolutePath: String) throws -> String? {
+        guard let file = fopen(absolutePath, "r") else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw ReadError(description: "cannot read \(absolutePath): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Configuration files are small; 64 MiB bounds a mistaken path to something huge.
+        while bytes.count < 64 << 20 {
+            let count = fread(&buffer, 1, buffer.count, file)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        if ferror(file) != 0 { throw ReadError(description: "cannot read \(absolutePath): \(String(cString: strerror(errno)))") }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes `text` to `path` through a temporary file and a rename, so the data plane never reads a
+    /// half-written bootstrap (it may be restarting while the agent writes).
+    static func writeAtomically(_ text: String, to path: String, mode: mode_t = 0o644) throws(ReadError) {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure("cannot write", path) }
+        var bytes = Array(text.utf8)[...]
+        var attempts = 0
+        while !bytes.isEmpty, attempts < 1000 {
+            attempts += 1
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                let error = failure("cannot write", path)
+                close(fd)
+                unlink(temporary)
+                throw error
+            }
+            bytes = bytes.dropFirst(written)
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let error = failure("cannot write", path)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    static func failure(_ what: String, _ path: String) -> ReadError {
+        ReadError(description: "\(what) \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// Creates `path` with `mode`, and its missing parents as `mkdir -p` does (0755), so the proxy
+    /// user can reach a directory root created for it.
+    static func createDirectory(_ path: String, mode: mode_t) throws(ReadError) {
+        var partial = ""
+        let components = path.split(separator: "/")
+        for (index, component) in components.enumerated() {
+            partial += "/" + component
+            let isLast = index == components.count - 1
+            if mkdir(partial, isLast ? mode : 0o755) != 0 && errno != EEXIST { throw failure("cannot create directory", partial) }
+        }
+    }
+}

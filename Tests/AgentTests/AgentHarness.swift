@@ -1,0 +1,123 @@
+import ConfigFormats
+import Glibc
+import Netfilter
+import PodLab
+import Testing
+
+/// One `pilot-agent proxy` in a network namespace of its own (so Istio's fixed ports are free), with a
+/// root directory of its own and `sluice-test-dataplane` as the data plane. Started as root, like a
+/// VM install: the agent switches to 1337 itself.
+final class AgentHarness: @unchecked Sendable {
+    let scratch: PodLab.ScratchNamespace
+    let root: String
+    let dataPlaneLog: String
+    private(set) var process: BackgroundProcess?
+
+    static func agentExecutable() throws -> String { try PodLab.builtExecutable(named: "pilot-agent") }
+    static func testDataPlane() throws -> String { try PodLab.builtExecutable(named: "sluice-test-dataplane") }
+
+    init() throws {
+        scratch = try PodLab.ScratchNamespace(prefix: "sluice-agent", loopbackUp: true)
+        var template = Array("/tmp/sluice-agent-root-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw SystemCallError(call: "mkdtemp", errno: errno) }
+        root = String(cString: template)
+        // The agent runs as 1337 after its switch: it must reach its root, and the data plane (also 1337) its log.
+        chmod(root, 0o755)
+        dataPlaneLog = root + "/dataplane-events.jsonl"
+        let fd = open(dataPlaneLog, O_CREAT | O_WRONLY, 0o666)
+        if fd >= 0 { fchmod(fd, 0o666); close(fd) }
+    }
+
+    deinit {
+        process?.signal(SIGKILL)
+        _ = process?.waitForExit(timeout: .seconds(5))
+        // The data plane is the agent's child; kill anything still holding the namespace's ports.
+        _ = try? PodLab.runTool("rm", ["-rf", root], in: scratch.namespace)
+    }
+
+    func environment(_ extra: [String: String] = [:], proxyConfig: JSONObject = [:]) throws -> [String: String] {
+        var config = proxyConfig
+        if config["binaryPath"] == nil { config["binaryPath"] = .string(try Self.testDataPlane()) }
+        var environment = [
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "POD_NAME": "reviews-v1-abc",
+            "POD_NAMESPACE": "default",
+            "INSTANCE_IP": "127.0.0.1",
+            "SERVICE_ACCOUNT": "reviews",
+            "PROXY_CONFIG": JSONValue.object(config).renderedJSON(pretty: false),
+            "SLUICE_TEST_DATAPLANE_LOG": dataPlaneLog,
+        ]
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    @discardableResult
+    func start(_ arguments: [String] = ["proxy", "sidecar"], environment: [String: String]? = nil,
+               executable: String? = nil, wrapper: [String] = []) throws -> BackgroundProcess {
+        let agent = try executable ?? Self.agentExecutable()
+        let command = wrapper.isEmpty ? agent : wrapper[0]
+        let fullArguments = (wrapper.isEmpty ? [] : Array(wrapper.dropFirst()) + [agent]) + arguments + ["--root", root]
+        let started = try BackgroundProcess(command, fullArguments, in: scratch.namespace,
+                                            environment: try environment ?? self.environment(), outputPath: root + "/agent.log")
+        process = started
+        return started
+    }
+
+    /// Runs the agent to completion (for commands and startup errors).
+    func runToExit(_ arguments: [String], environment: [String: String]? = nil, executable: String? = nil,
+                   timeout: Duration = .seconds(20)) throws -> (code: Int32?, output: String) {
+        let started = try start(arguments, environment: environment, executable: executable)
+        let code = started.waitForExit(timeout: timeout)
+        return (code, started.output())
+    }
+
+    func get(_ path: String, port: UInt16 = 15020, method: String = "GET", timeout: Duration = .seconds(5)) throws -> LabHTTP.Response {
+        try LabHTTP.request(method, path, port: port, in: scratch.namespace, timeout: timeout)
+    }
+
+    /// Polls `path` until `accept` holds, for at most `timeout`.
+    func waitFor(_ path: String, port: UInt16 = 15020, timeout: Duration = .seconds(10),
+                 until accept: (LabHTTP.Response) -> Bool) -> LabHTTP.Response? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let response = try? get(path, port: port, timeout: .seconds(1)), accept(response) { return response }
+            usleep(20_000)
+        }
+        return nil
+    }
+
+    func waitUntilReady(timeout: Duration = .seconds(15)) -> Bool {
+        waitFor("/healthz/ready", timeout: timeout) { $0.status == 200 } != nil
+    }
+
+    /// The data plane's events (`sluice-test-dataplane`'s JSON lines).
+    func dataPlaneEvents() -> [JSONValue] {
+        guard let text = try? readFile(dataPlaneLog) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONValue.parse(json: String($0)) }
+    }
+
+    func adminRequests(path: String) -> [JSONValue] {
+        dataPlaneEvents().filter { $0["event"] == "request" && $0["path"]?.stringValue == path }
+    }
+
+    var agentOutput: String { process?.output() ?? "" }
+}
+
+func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}
+
+func readFile(_ path: String) throws -> String {
+    guard let file = fopen(path, "r") else { throw SystemCallError(call: "fopen \(path)", errno: errno) }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -100,9 +100,9 @@ enum AgentPreparation {
 
     private static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard getcwd(&buffer, buffer.count) != nil else { return path }
-        let directory = String(cString: buffer)
+        guard let current = getcwd(nil, 0) else { return path }
+        defer { free(current) }
+        let directory = String(cString: current)
         return (directory == "/" ? "" : directory) + "/" + path
     }
 

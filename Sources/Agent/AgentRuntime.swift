@@ -17,7 +17,6 @@ import Glibc
 /// metrics still scrapeable), and the status server closes last.
 enum AgentRuntime {
     static func run(_ prepared: PreparedAgent) async -> Int32 {
-        let configuration = prepared.configuration
         let logger = Logger(label: "default")
         switch prepared.privileges {
         case .switchedFromRoot(let identity): logger.info("switched from root to the proxy user (\(identity)); no capabilities kept")

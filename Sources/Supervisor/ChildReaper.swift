@@ -125,8 +125,8 @@ public final class ChildReaper: Sendable {
         }
     }
 
-    /// Sends `signal` to `pid` only while it is a registered child not yet reaped, so a recycled
-    /// pid is never signalled. False when it has already exited.
+    /// Sends `signal` to `pid` only while it is a registered child not yet reaped (a zombie still
+    /// holds its pid), so a recycled pid is never signalled. False when it has already been reaped.
     @discardableResult
     public func signal(_ pid: pid_t, _ signal: Int32) throws(ProcessError) -> Bool {
         try state.withLock { (state: inout State) throws(ProcessError) -> Bool in
@@ -247,58 +247,67 @@ public final class ChildReaper: Sendable {
         }
     }
 
-    /// Reaps what has exited. Bounded per sweep so a fork bomb of orphans cannot starve waiters.
-    func sweep() {
-        if state.withLock({ $0.reapsAllChildren }) {
-            for _ in 0..<10_000 {
-                let (pid, status, number) = Posix.waitForChild(-1, options: WNOHANG)
-                if pid > 0 {
-                    record(pid, ExitStatus(waitStatus: status))
-                    continue
-                }
-                if pid < 0 && number != ECHILD {
-                    logger.error("waitpid(-1) failed: \(Posix.errorText(number))")
-                }
-                break
-            }
-        }
-        let watched = state.withLock { Array($0.registered.keys) }
-        for pid in watched {
-            let (reaped, status, number) = Posix.waitForChild(pid, options: WNOHANG)
-            if reaped > 0 {
-                record(pid, ExitStatus(waitStatus: status))
-            } else if reaped < 0 && number == ECHILD {
-                lose(pid)
-            }
-        }
+    /// What one sweep found, delivered after the lock is released.
+    private struct SweepResult {
+        var delivered: [(ExitStatus, [Waiter])] = []
+        var orphans: [(pid_t, ExitStatus)] = []
+        var lost: [(pid_t, [Waiter])] = []
+        var waitError: Int32?
     }
 
-    private func record(_ pid: pid_t, _ status: ExitStatus) {
-        let waiters: [Waiter]? = state.withLock { state in
-            let waiters = state.registered.removeValue(forKey: pid)
-            if waiters == nil { state.reapedOrphans += 1 }
-            remember(pid, status, in: &state)
-            return waiters
+    /// Reaps what has exited. `waitpid` runs under the lock (with WNOHANG it never blocks), so
+    /// `signal` can never see a pid that is reaped but still registered — a pid the kernel may
+    /// already have recycled. Bounded per sweep so a storm of orphans cannot starve the waiters.
+    func sweep() {
+        let result = state.withLock { state in
+            var result = SweepResult()
+            if state.reapsAllChildren {
+                for _ in 0..<10_000 {
+                    let (pid, status, number) = Posix.waitForChild(-1, options: WNOHANG)
+                    guard pid > 0 else {
+                        if pid < 0 && number != ECHILD { result.waitError = number }
+                        break
+                    }
+                    record(pid, ExitStatus(waitStatus: status), in: &state, into: &result)
+                }
+            }
+            for pid in Array(state.registered.keys) {
+                let (reaped, status, number) = Posix.waitForChild(pid, options: WNOHANG)
+                if reaped > 0 {
+                    record(pid, ExitStatus(waitStatus: status), in: &state, into: &result)
+                } else if reaped < 0 && number == ECHILD {
+                    // Not (or no longer) our child: someone else reaped it, or it never was ours.
+                    let waiters = state.registered.removeValue(forKey: pid) ?? []
+                    remember(pid, .unavailable, in: &state)
+                    result.lost.append((pid, waiters))
+                }
+            }
+            return result
         }
-        if let waiters {
+        for (status, waiters) in result.delivered {
             for waiter in waiters { waiter.continuation.resume(returning: status) }
-        } else {
+        }
+        for (pid, status) in result.orphans {
             logger.debug("reaped orphan process", metadata: ["pid": "\(pid)", "status": "\(status)"])
         }
+        for (pid, waiters) in result.lost {
+            logger.warning("pid is not a child of this process or was reaped elsewhere; its exit status is lost",
+                           metadata: ["pid": "\(pid)"])
+            for waiter in waiters { waiter.continuation.resume(returning: .unavailable) }
+        }
+        if let number = result.waitError {
+            logger.error("waitpid(-1) failed: \(Posix.errorText(number))")
+        }
     }
 
-    /// A registered pid that is not (or no longer) our child: someone else reaped it, or it never
-    /// was ours. Only while still registered: the sweep may have reaped it since it listed it.
-    private func lose(_ pid: pid_t) {
-        let waiters: [Waiter]? = state.withLock { state in
-            guard let waiters = state.registered.removeValue(forKey: pid) else { return nil }
-            remember(pid, .unavailable, in: &state)
-            return waiters
+    private func record(_ pid: pid_t, _ status: ExitStatus, in state: inout State, into result: inout SweepResult) {
+        if let waiters = state.registered.removeValue(forKey: pid) {
+            result.delivered.append((status, waiters))
+        } else {
+            state.reapedOrphans += 1
+            result.orphans.append((pid, status))
         }
-        guard let waiters else { return }
-        logger.warning("pid is not a child of this process or was reaped elsewhere; its exit status is lost",
-                       metadata: ["pid": "\(pid)"])
-        for waiter in waiters { waiter.continuation.resume(returning: .unavailable) }
+        remember(pid, status, in: &state)
     }
 
     private func remember(_ pid: pid_t, _ status: ExitStatus, in state: inout State) {

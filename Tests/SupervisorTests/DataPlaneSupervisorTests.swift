@@ -131,6 +131,7 @@ import Glibc
     /// reaches the data plane first, the kill comes a termination drain duration later.
     @Test func drainingTheTestDataPlane() async throws {
         let directory = try temporaryDirectory()
+        defer { removeDirectory(directory) }
         let bootstrap = directory + "/envoy-rev.json"
         let log = directory + "/dataplane.log"
         try #"{"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}}"#

@@ -141,7 +141,7 @@ import Glibc
     @Test func exitOnZeroAgainstTheTestDataPlane() async throws {
         let dataPlane = try await startTestDataPlane(environment: ["SLUICE_TEST_DATAPLANE_ACTIVE_CONNECTIONS": "2"])
         let reaper = ChildReaper.shared
-        defer { _ = try? reaper.signal(dataPlane.pid, SIGKILL) }
+        defer { dataPlane.stop() }
         let plan = DrainPlan(inboundOnly: true, ending: .onZeroActiveConnections(
             minimumDuration: .milliseconds(300), pollInterval: .milliseconds(250), maximumConsecutiveErrors: 5))
         let sequence = DrainSequence(plan: plan, admin: LoopbackAdmin(port: dataPlane.adminPort))

@@ -45,6 +45,7 @@ import Glibc
 
     @Test func nonExecutableFilesAndDirectoriesAreRefused() throws {
         let directory = try temporaryDirectory()
+        defer { removeDirectory(directory) }
         let file = directory + "/envoy"
         try "not a program".write(toFile: file, atomically: true, encoding: .utf8)
         chmod(file, 0o644)
@@ -88,6 +89,7 @@ import Glibc
 
     @Test func environmentWorkingDirectoryAndStandardInput() async throws {
         let directory = try temporaryDirectory()
+        defer { removeDirectory(directory) }
         let resolved = try #require(realpath(directory, nil))
         defer { free(resolved) }
         let script = """

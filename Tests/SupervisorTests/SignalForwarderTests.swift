@@ -12,6 +12,7 @@ import Glibc
         #expect(!SignalForwarder.forwardedSignals.contains(SIGINT))
         try SignalForwarder.install()
         let directory = try temporaryDirectory()
+        defer { removeDirectory(directory) }
         for (index, signal) in [SIGHUP, SIGUSR1, SIGUSR2].enumerated() {
             let ready = directory + "/ready-\(index)"
             let name = signalName(signal).dropFirst(3)

@@ -11,7 +11,7 @@ import Glibc
         let dataPlane = try await startTestDataPlane(listeners: ["virtualInbound", "virtualOutbound"],
                                                      environment: ["SLUICE_TEST_DATAPLANE_ACTIVE_CONNECTIONS": "2"])
         let reaper = ChildReaper.shared
-        defer { _ = try? reaper.signal(dataPlane.pid, SIGKILL) }
+        defer { dataPlane.stop() }
         let port = dataPlane.adminPort
         #expect(dataPlane.listenerPorts.count == 2)
 
@@ -83,6 +83,7 @@ import Glibc
         let dataPlane = try await startTestDataPlane(environment: [
             "SLUICE_TEST_DATAPLANE_EXIT_AFTER_MS": "300", "SLUICE_TEST_DATAPLANE_EXIT_CODE": "7",
         ])
+        defer { dataPlane.stop() }
         let status = try await withTimeout(.seconds(15), "crash") { await ChildReaper.shared.exitStatus(of: dataPlane.pid) }
         #expect(status == .exited(code: 7))
         #expect(ContinuousClock.now - started >= .milliseconds(300))
@@ -90,6 +91,7 @@ import Glibc
 
     @Test func sigtermEndsItWithShellCode143() async throws {
         let dataPlane = try await startTestDataPlane()
+        defer { dataPlane.stop() }
         #expect(try ChildReaper.shared.signal(dataPlane.pid, SIGTERM))
         let status = try await withTimeout(.seconds(15), "SIGTERM") { await ChildReaper.shared.exitStatus(of: dataPlane.pid) }
         #expect(status.shellCode == 143)
@@ -97,7 +99,7 @@ import Glibc
 
     @Test func startupDelayHoldsBackTheAdminPort() async throws {
         let dataPlane = try await startTestDataPlane(environment: ["SLUICE_TEST_DATAPLANE_STARTUP_DELAY_MS": "400"])
-        defer { _ = try? ChildReaper.shared.signal(dataPlane.pid, SIGKILL) }
+        defer { dataPlane.stop() }
         let events = logEvents(dataPlane.logPath)
         let start = try #require(events.first?["monotonic_ms"] as? Int)
         let admin = try #require(events.first { $0["kind"] as? String == "admin" }?["monotonic_ms"] as? Int)
@@ -116,7 +118,7 @@ import Glibc
     @Test func logStampsAreOnTheMonotonicClock() async throws {
         let before = monotonicMilliseconds()
         let dataPlane = try await startTestDataPlane()
-        defer { _ = try? ChildReaper.shared.signal(dataPlane.pid, SIGKILL) }
+        defer { dataPlane.stop() }
         let after = monotonicMilliseconds()
         let stamp = try #require(logEvents(dataPlane.logPath).first?["monotonic_ms"] as? Int)
         #expect(stamp >= before && stamp <= after)

@@ -67,6 +67,11 @@ func temporaryDirectory() throws -> String {
     return String(cString: path)
 }
 
+/// Removes a test's directory and everything in it.
+func removeDirectory(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}
+
 /// True while /proc shows `pid` (a zombie included).
 func processExists(_ pid: pid_t) -> Bool {
     access("/proc/\(pid)", F_OK) == 0
@@ -231,9 +236,16 @@ func testDataPlanePath() throws -> String {
 /// A running test data plane: its log, admin port and listener ports.
 struct RunningDataPlane {
     var pid: pid_t
+    var directory: String
     var logPath: String
     var adminPort: Int
     var listenerPorts: [Int]
+
+    /// Kills it if it still runs and removes its directory (for `defer`).
+    func stop() {
+        _ = try? ChildReaper.shared.signal(pid, SIGKILL)
+        removeDirectory(directory)
+    }
 }
 
 /// Reads the test data plane's JSON-lines log.
@@ -274,10 +286,11 @@ func startTestDataPlane(listeners: [String] = ["virtualInbound"], environment: [
     guard started, let adminPort else {
         _ = try? ChildReaper.shared.signal(pid, SIGKILL)
         Issue.record("test data plane did not start; log: \(logEvents(logPath))")
+        removeDirectory(directory)
         throw TimedOut(what: "test data plane start")
     }
     let ports = logEvents(logPath).filter { $0["kind"] as? String == "listener" }.compactMap { $0["port"] as? Int }
-    return RunningDataPlane(pid: pid, logPath: logPath, adminPort: adminPort, listenerPorts: ports)
+    return RunningDataPlane(pid: pid, directory: directory, logPath: logPath, adminPort: adminPort, listenerPorts: ports)
 }
 
 // MARK: - A tiny blocking HTTP client (the test target links only Supervisor)

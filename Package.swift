@@ -3,8 +3,8 @@ import PackageDescription
 
 // The init side (sluice-init and everything it links) deliberately depends on nothing but the
 // toolchain and Debian's libnftnl/libmnl/libcap: it runs in every pod's init container and must
-// build fast and stay small. The agent's dependencies (NIO, service lifecycle, logging, metrics,
-// YAML) belong to the agent's targets only.
+// build fast and stay small. The agent's dependencies (NIO, service lifecycle, logging, metrics)
+// belong to the agent's targets only, and none of them pulls in Foundation.
 let nio: [Target.Dependency] = [
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOPosix", package: "swift-nio"),
@@ -24,7 +24,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian: libnftnl + libmnl (nftables netlink) and libcap.
@@ -51,7 +50,8 @@ let package = Package(
 
         // --- The agent (pilot-agent) ---
         // Pure: ordered JSON values, a strict JSON parser and printer, YAML read into the same values.
-        .target(name: "ConfigFormats", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Standard library only: Foundation, statically linked, would cost the agent 7-10 MB resident.
+        .target(name: "ConfigFormats"),
         // Pure: pilot-agent's command line, environment, ProxyConfig merge, node identity, paths under --root.
         .target(name: "AgentConfig", dependencies: ["ConfigFormats", "Capture"]),
         // Pure: the Envoy v3 bootstrap and the data plane's command line.

@@ -98,6 +98,10 @@ enum AgentRuntime {
             statusServer = nil
         }
 
+        if configuration.options.dnsServerEnabled {
+            // Said once, loudly: with sluice-init's --redirect-dns the pod's DNS goes to 15053, which nothing serves yet.
+            logger.warning("DNS capture/server is on (ISTIO_META_DNS_CAPTURE or ISTIO_META_ENABLE_DNS_SERVER) but this agent has no DNS proxy yet: nothing answers on 15053")
+        }
         for (path, reason) in ApplicationProber.unsupportedProbes(applicationProbes(configuration)) {
             logger.warning("application probe \(path) will fail: \(reason)")
         }

@@ -74,8 +74,8 @@ import Testing
         #expect(app.output().contains("127.0.0.6 - - "), "the app saw probes from 127.0.0.6: \(app.output())")
 
         let metrics = try harness.get("/stats/prometheus")
-        let agentAt = try #require(metrics.body.range(of: "istio_agent_scrapes_total"))
-        let appAt = try #require(metrics.body.range(of: "app_requests_total 42"))
+        let agentAt = try #require(metrics.body.firstRange(of: "istio_agent_scrapes_total"))
+        let appAt = try #require(metrics.body.firstRange(of: "app_requests_total 42"))
         #expect(agentAt.lowerBound < appAt.lowerBound, "the application's metrics come last")
         agent.signal(SIGTERM)
         _ = agent.waitForExit(timeout: .seconds(10))

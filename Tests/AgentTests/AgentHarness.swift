@@ -19,8 +19,8 @@ final class AgentHarness: @unchecked Sendable {
     init() throws {
         scratch = try PodLab.ScratchNamespace(prefix: "sluice-agent", loopbackUp: true)
         var template = Array("/tmp/sluice-agent-root-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw SystemCallError(call: "mkdtemp", errno: errno) }
-        root = String(cString: template)
+        guard let made = mkdtemp(&template) else { throw SystemCallError(call: "mkdtemp", errno: errno) }
+        root = String(cString: made)
         // The agent runs as 1337 after its switch: it must reach its root, and the data plane (also 1337) its log.
         chmod(root, 0o755)
         dataPlaneLog = root + "/dataplane-events.jsonl"

@@ -57,10 +57,10 @@ let package = Package(
         // Pure: the Envoy v3 bootstrap and the data plane's command line.
         .target(name: "Bootstrap", dependencies: ["ConfigFormats"]),
         // Network edge: a small HTTP/1.1 server and client on SwiftNIO (status server, admin calls, probes).
-        .target(name: "AgentHTTP", dependencies: nio),
+        .target(name: "AgentHTTP", dependencies: ["Capture"] + nio),
         // The status server on 15020: readiness, merged metrics, drain/quit, application probes.
         .target(name: "StatusServer", dependencies: [
-            "AgentHTTP", "AgentConfig", "ConfigFormats",
+            "AgentHTTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
@@ -72,7 +72,7 @@ let package = Package(
         // The agent: wires configuration, bootstrap, supervisor and status server into one ServiceGroup.
         .target(name: "Agent", dependencies: [
             "AgentConfig", "Bootstrap", "AgentHTTP", "StatusServer", "Supervisor", "SluiceInit", "ConfigFormats",
-            "CCapabilities",
+            "Capture", "Netfilter", "CCapabilities",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ] + nio),

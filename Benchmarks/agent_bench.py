@@ -67,8 +67,9 @@ def start_agent(agent, dataplane, root, extra_env=None):
     return subprocess.Popen([agent, "proxy", "sidecar", "--root", root], env=env, stdout=log, stderr=log)
 
 
-def one_start(agent, dataplane, netns, deadline_s=10.0):
-    """In a child process (so the parent never changes netns): exec the agent, poll readiness."""
+def in_child(netns, work):
+    """Runs `work(root)` in a forked child inside `netns` with a fresh root directory, so the parent
+    never changes namespace; returns what `work` returned (JSON-serialisable), or None on failure."""
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:
@@ -78,18 +79,11 @@ def one_start(agent, dataplane, netns, deadline_s=10.0):
             in_netns(netns)
             root = tempfile.mkdtemp(prefix="sluice-agent-bench-")
             os.chmod(root, 0o755)
-            t0 = time.monotonic()
-            proc = start_agent(agent, dataplane, root)
-            ready_ms = None
-            while time.monotonic() - t0 < deadline_s:
-                if get("/healthz/ready", timeout=0.2) == 200:
-                    ready_ms = (time.monotonic() - t0) * 1000
-                    break
-                time.sleep(0.001)
-            proc.terminate()
-            proc.wait(timeout=10)
-            shutil.rmtree(root, ignore_errors=True)
-            os.write(write_end, json.dumps({"ready_ms": ready_ms}).encode())
+            try:
+                result = work(root)
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            os.write(write_end, json.dumps(result).encode())
             code = 0
         except Exception as error:  # reported by the parent as a failed run
             os.write(2, f"agent_bench: {error!r}\n".encode())
@@ -101,46 +95,53 @@ def one_start(agent, dataplane, netns, deadline_s=10.0):
         data += chunk
     os.close(read_end)
     os.waitpid(child, 0)
-    return json.loads(data)["ready_ms"] if data else None
+    return json.loads(data) if data else None
+
+
+def one_start(agent, dataplane, netns, deadline_s=10.0):
+    """Exec the agent, poll readiness every millisecond: the time to the first 200, in ms."""
+    def work(root):
+        t0 = time.monotonic()
+        proc = start_agent(agent, dataplane, root)
+        ready_ms = None
+        while time.monotonic() - t0 < deadline_s:
+            if get("/healthz/ready", timeout=0.2) == 200:
+                ready_ms = (time.monotonic() - t0) * 1000
+                break
+            time.sleep(0.001)
+        proc.terminate()
+        proc.wait(timeout=10)
+        return ready_ms
+    return in_child(netns, work)
 
 
 def idle_rss(agent, dataplane, netns, idle_seconds):
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        code = 1
-        try:
-            in_netns(netns)
-            root = tempfile.mkdtemp(prefix="sluice-agent-bench-")
-            os.chmod(root, 0o755)
-            proc = start_agent(agent, dataplane, root)
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 10 and get("/healthz/ready") != 200:
-                time.sleep(0.01)
-            samples = []
-            end = time.monotonic() + idle_seconds
-            while time.monotonic() < end:
-                get("/healthz/ready")
-                get("/stats/prometheus")
-                with open(f"/proc/{proc.pid}/status") as status:
-                    rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-                samples.append(rss)
-                time.sleep(1)
-            proc.terminate()
-            proc.wait(timeout=10)
-            shutil.rmtree(root, ignore_errors=True)
-            os.write(write_end, json.dumps({"first_kb": samples[0], "last_kb": samples[-1], "max_kb": max(samples)}).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 4096):
-        data += chunk
-    os.close(read_end)
-    os.waitpid(child, 0)
-    return json.loads(data)
+    """The agent's VmRSS once a second while it idles, ready, for `idle_seconds`."""
+    def work(root):
+        proc = start_agent(agent, dataplane, root)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and get("/healthz/ready") != 200:
+            time.sleep(0.01)
+        samples = []
+        end = time.monotonic() + idle_seconds
+        while time.monotonic() < end:
+            get("/healthz/ready")
+            get("/stats/prometheus")
+            with open(f"/proc/{proc.pid}/status") as status:
+                samples.append(next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")))
+            time.sleep(1)
+        proc.terminate()
+        proc.wait(timeout=10)
+        return {"first_kb": samples[0], "last_kb": samples[-1], "max_kb": max(samples)}
+    return in_child(netns, work)
+
+
+def make_netns(name, made):
+    """A network namespace with lo up, recorded in `made` so the caller's cleanup deletes it."""
+    sh("ip", "netns", "add", name)
+    made.append(name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+    return name
 
 
 def main():
@@ -160,21 +161,17 @@ def main():
     try:
         times = []
         for run in range(args.runs):
-            name = f"{prefix}-{run}"
-            sh("ip", "netns", "add", name)
-            made.append(name)
-            sh("ip", "-n", name, "link", "set", "lo", "up")
+            name = make_netns(f"{prefix}-{run}", made)
             ready = one_start(agent, dataplane, name)
             if ready is None:
                 sys.exit(f"agent_bench: run {run}: never ready (see the agent's log)")
             times.append(ready)
             sh("ip", "netns", "del", name)
             made.remove(name)
-        name = f"{prefix}-idle"
-        sh("ip", "netns", "add", name)
-        made.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
+        name = make_netns(f"{prefix}-idle", made)
         rss = idle_rss(agent, dataplane, name, args.idle_seconds)
+        if rss is None:
+            sys.exit("agent_bench: the idle run failed (see above)")
     finally:
         for name in made:
             sh("ip", "netns", "del", name, check=False)

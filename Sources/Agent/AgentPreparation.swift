@@ -53,13 +53,15 @@ enum AgentPreparation {
         try checkPortsAreFree(configuration, listeners: bootstrap.listenerAddresses)
 
         // Directories first, while still root (VM mode): the proxy user must own what it writes later.
-        let proxyIdentity = ProxyIdentity.lookUp()
+        // Only a root start switches users, so only then is the proxy user looked up.
+        let switchesUser = geteuid() == 0 && !configuration.options.allowRoot
+        let proxyIdentity = switchesUser ? ProxyIdentity.lookUp() : nil
         let configDirectory = configuration.paths.filesystemPath(configuration.proxyConfig.configPath)
-        try prepareDirectory(configDirectory, owner: geteuid() == 0 && !configuration.options.allowRoot ? proxyIdentity : nil)
+        try prepareDirectory(configDirectory, owner: proxyIdentity)
 
         let privileges: ProcessPrivileges.Outcome
         do {
-            privileges = try ProcessPrivileges.drop(allowRoot: configuration.options.allowRoot, proxy: proxyIdentity)
+            privileges = try ProcessPrivileges.drop(switchingTo: proxyIdentity)
         } catch {
             throw .configuration(error.description)
         }
@@ -69,7 +71,7 @@ enum AgentPreparation {
             do {
                 try LiveFiles.writeAtomically(text, to: bootstrap.filesystemPath)
             } catch {
-                throw .environment("\(error.description); the config directory (ProxyConfig configPath) must be writable by \(describeUser())")
+                throw .environment("\(error.description); the config directory (ProxyConfig configPath) must be writable by uid \(geteuid())")
             }
         } else {
             bootstrapPathForDataPlane = bootstrap.filesystemPath
@@ -104,10 +106,6 @@ enum AgentPreparation {
         defer { free(current) }
         let directory = String(cString: current)
         return (directory == "/" ? "" : directory) + "/" + path
-    }
-
-    private static func describeUser() -> String {
-        "uid \(geteuid())"
     }
 
     static func bootstrapLogging(_ options: AgentOptions) {

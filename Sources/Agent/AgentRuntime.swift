@@ -24,10 +24,7 @@ enum AgentRuntime {
         case .unprivileged: break
         }
 
-        // The agent's own traffic is a few requests a second: one event loop is plenty and keeps the footprint small.
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let exitCode = await run(prepared, group: group, logger: logger)
-        try? await group.shutdownGracefully()
+        let exitCode = await PilotAgent.withEventLoop { group in await run(prepared, group: group, logger: logger) }
         logger.info("agent exiting with code \(exitCode)")
         return exitCode
     }
@@ -59,12 +56,13 @@ enum AgentRuntime {
         }
         let drainLogger = Logger(label: "drain")
 
+        let probes = applicationProbes(configuration)
         let statusConfiguration = StatusServerConfiguration(
             readinessChecks: [readiness],
             metrics: metrics,
             metricsMerge: metricsMerge(configuration, localhost: localhost),
             metricsLocalhostOnly: configuration.options.metricsLocalhostAccessOnly,
-            prober: prober(configuration, group: group),
+            prober: prober(probes, configuration, group: group),
             shutdown: shutdown,
             quit: {
                 // POST /quitquitquit: no drain, the data plane is stopped at once, the agent exits 0.
@@ -102,7 +100,7 @@ enum AgentRuntime {
             // Said once, loudly: with sluice-init's --redirect-dns the pod's DNS goes to 15053, which nothing serves yet.
             logger.warning("DNS capture/server is on (ISTIO_META_DNS_CAPTURE or ISTIO_META_ENABLE_DNS_SERVER) but this agent has no DNS proxy yet: nothing answers on 15053")
         }
-        for (path, reason) in ApplicationProber.unsupportedProbes(applicationProbes(configuration)) {
+        for (path, reason) in ApplicationProber.unsupportedProbes(probes) {
             logger.warning("application probe \(path) will fail: \(reason)")
         }
         do {
@@ -154,7 +152,7 @@ enum AgentRuntime {
             dataPlaneHost: localhost, applicationTargets: targets)
     }
 
-    static func applicationProbes(_ configuration: AgentConfiguration) -> [String: ApplicationProbe] {
+    private static func applicationProbes(_ configuration: AgentConfiguration) -> [String: ApplicationProbe] {
         configuration.appProbers.mapValues { probe in
             let seconds = Int(probe.timeout.components.seconds)
             let timeoutSeconds = max(1, seconds)
@@ -172,8 +170,8 @@ enum AgentRuntime {
         }
     }
 
-    private static func prober(_ configuration: AgentConfiguration, group: any EventLoopGroup) -> ApplicationProber? {
-        let probes = applicationProbes(configuration)
+    private static func prober(_ probes: [String: ApplicationProbe], _ configuration: AgentConfiguration,
+                               group: any EventLoopGroup) -> ApplicationProber? {
         guard !probes.isEmpty else { return nil }
         let destination: ProbeDestination = configuration.options.rewriteProbeLegacyLocalhostDestination
             ? .localhost

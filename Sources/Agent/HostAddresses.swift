@@ -1,3 +1,4 @@
+import Capture
 import Glibc
 
 /// The pod's own addresses as Istio's `GetPrivateIPs` collects them: interfaces that are up,
@@ -17,30 +18,23 @@ enum HostAddresses {
             let flags = Int32(entry.pointee.ifa_flags)
             guard flags & Int32(IFF_UP) != 0, flags & Int32(IFF_LOOPBACK) == 0,
                   let address = entry.pointee.ifa_addr else { continue }
-            if let text = text(of: address), !isLinkLocal(text) { addresses.append(text) }
+            if let ip = ipAddress(of: address), !ip.isLinkLocal { addresses.append(ip.description) }
         }
         return addresses
     }
 
-    private static func text(of address: UnsafeMutablePointer<sockaddr>) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    private static func ipAddress(of address: UnsafeMutablePointer<sockaddr>) -> IPAddress? {
         switch Int32(address.pointee.sa_family) {
         case AF_INET:
             return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { socketAddress in
-                var raw = socketAddress.pointee.sin_addr
-                return inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count)).map { String(cString: $0) }
+                withUnsafeBytes(of: socketAddress.pointee.sin_addr) { IPAddress(family: .ipv4, bytes: Array($0)) }
             }
         case AF_INET6:
             return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { socketAddress in
-                var raw = socketAddress.pointee.sin6_addr
-                return inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)).map { String(cString: $0) }
+                withUnsafeBytes(of: socketAddress.pointee.sin6_addr) { IPAddress(family: .ipv6, bytes: Array($0)) }
             }
         default:
             return nil
         }
-    }
-
-    private static func isLinkLocal(_ address: String) -> Bool {
-        address.hasPrefix("169.254.") || address.lowercased().hasPrefix("fe80:")
     }
 }

@@ -1,3 +1,4 @@
+import ConfigFormats
 import Glibc
 import Logging
 
@@ -77,19 +78,7 @@ public struct IstioLogHandler: LogHandler {
     }
 
     private static func quoted(_ text: String) -> String {
-        var output = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\t": output += "\\t"
-            case "\r": output += "\\r"
-            case _ where scalar.value < 0x20: output += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output + "\""
+        JSONValue.string(text).renderedJSON(pretty: false)
     }
 
     /// UTC with microseconds, as Istio's zap encoder prints it.

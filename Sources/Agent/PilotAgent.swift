@@ -63,18 +63,26 @@ public enum PilotAgent {
         case .proxy(let prepared):
             return await AgentRuntime.run(prepared)
         case .wait(let arguments):
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let code = await WaitCommand.run(url: arguments.url, period: arguments.period, requestTimeout: arguments.requestTimeout,
-                                             timeout: arguments.timeout, group: group, log: { print($0) })
-            try? await group.shutdownGracefully()
-            return code
+            return await withEventLoop { group in
+                await WaitCommand.run(url: arguments.url, period: arguments.period, requestTimeout: arguments.requestTimeout,
+                                      timeout: arguments.timeout, group: group, log: { print($0) })
+            }
         case .request(let arguments):
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let (code, output) = await RequestCommand.run(method: arguments.method, path: arguments.path, body: arguments.body,
-                                                          port: arguments.debugPort, group: group)
-            try? await group.shutdownGracefully()
+            let (code, output) = await withEventLoop { group in
+                await RequestCommand.run(method: arguments.method, path: arguments.path, body: arguments.body,
+                                         port: arguments.debugPort, group: group)
+            }
             print(output, terminator: output.hasSuffix("\n") || output.isEmpty ? "" : "\n")
             return code
         }
+    }
+
+    /// One event loop, shut down when `body` is done: the agent's own traffic is a few requests a
+    /// second, and one loop keeps the footprint small.
+    static func withEventLoop<Result: Sendable>(_ body: (MultiThreadedEventLoopGroup) async -> Result) async -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let result = await body(group)
+        try? await group.shutdownGracefully()
+        return result
     }
 }

@@ -42,9 +42,10 @@ public enum ProcessPrivileges {
         case unprivileged
     }
 
-    public static func drop(allowRoot: Bool, proxy: ProxyIdentity) throws(PrivilegeError) -> Outcome {
+    /// - Parameter proxy: the user to become when running as root; nil keeps root (`--allow-root`).
+    public static func drop(switchingTo proxy: ProxyIdentity?) throws(PrivilegeError) -> Outcome {
         if geteuid() == 0 {
-            if allowRoot { return .keptRoot }
+            guard let proxy else { return .keptRoot }
             try switchUser(to: proxy)
             try dropAllCapabilities()
             return .switchedFromRoot(proxy)

@@ -220,100 +220,41 @@ struct FlagParser {
         command.map { "see pilot-agent \($0.rawValue) --help" } ?? "see pilot-agent --help"
     }
 
-    /// Returns the positional arguments.
+    /// Returns the positional arguments. Unknown flags are warnings, not errors: Istio's cobra command
+    /// sets `UnknownFlags: true`, and injected arguments from newer Istio releases must not stop the pod.
     mutating func parse(_ arguments: [String]) throws(AgentConfigError) -> [String] {
-        var remaining = arguments[...]
+        let flags = self.flags
+        let shorthands = self.shorthands
+        var scanner = PflagScanner(arguments, longArity: { name in
+            flags[name].map { $0.kind == .bool ? .boolean : .value }
+        }, shorthand: { letter in
+            shorthands[letter].map { ($0.name, $0.kind == .bool ? .boolean : .value) }
+        })
         var positional: [String] = []
-        while let argument = remaining.popFirst() {
-            if argument == "--" {
-                positional += remaining
-                break
+        while true {
+            let item: PflagScanner.Item?
+            do {
+                item = try scanner.next()
+            } catch {
+                throw AgentConfigError("\(error); \(seeHelp)")
             }
-            if argument.count < 2 || !argument.hasPrefix("-") {
-                positional.append(argument)
-                continue
-            }
-            if argument.hasPrefix("--") {
-                try parseLongFlag(argument, remaining: &remaining)
-            } else {
-                var letters = Substring(argument.dropFirst())
-                while !letters.isEmpty {
-                    try parseShorthand(&letters, whole: argument, remaining: &remaining)
-                }
+            guard let item else { return positional }
+            switch item {
+            case .flag(let name, let value, let spelling):
+                try assign(flags[name]!, value, spelling: spelling)
+            case .unknownLong(let name, let swallowed):
+                warnings.append("ignoring unknown flag --\(name)" + swallowedNote(swallowed))
+            case .unknownShorthand(let letter, _, let swallowed):
+                warnings.append("ignoring unknown flag -\(letter)" + swallowedNote(swallowed))
+            case .positional(let word):
+                positional.append(word)
             }
         }
-        return positional
     }
 
-    private mutating func parseLongFlag(_ argument: String, remaining: inout ArraySlice<String>) throws(AgentConfigError) {
-        let body = argument.dropFirst(2)
-        if body.first == "-" || body.first == "=" {
-            throw AgentConfigError("bad flag syntax \(goQuoted(argument)); \(seeHelp)")
-        }
-        let name: String
-        let inlineValue: String?
-        if let equals = body.firstIndex(of: "=") {
-            name = String(body[..<equals])
-            inlineValue = String(body[body.index(after: equals)...])
-        } else {
-            name = String(body)
-            inlineValue = nil
-        }
-        guard let flag = flags[name] else {
-            warnings.append("ignoring unknown flag --\(name)" + ignoredValueNote(inlineValue: inlineValue, remaining: &remaining))
-            return
-        }
-        let value: String
-        if let inlineValue {
-            value = inlineValue
-        } else if flag.kind == .bool {
-            value = "true"
-        } else if let next = remaining.popFirst() {
-            value = next
-        } else {
-            throw AgentConfigError("flag --\(name) needs a value; \(seeHelp)")
-        }
-        try assign(flag, value, spelling: "--\(name)")
-    }
-
-    /// pflag's `stripUnknownFlagValue`: an unknown `--flag` without `=` swallows the next argument unless
-    /// that looks like a flag. Istio has always behaved so; say what was swallowed.
-    private func ignoredValueNote(inlineValue: String?, remaining: inout ArraySlice<String>) -> String {
-        if inlineValue != nil { return "" }
-        guard let next = remaining.first, !next.hasPrefix("-") else { return "" }
-        remaining.removeFirst()
-        return " and its value \(goQuoted(next))"
-    }
-
-    private mutating func parseShorthand(
-        _ letters: inout Substring, whole argument: String, remaining: inout ArraySlice<String>
-    ) throws(AgentConfigError) {
-        let letter = letters.removeFirst()
-        guard let flag = shorthands[letter] else {
-            if letters.count > 1 && letters.first == "=" {
-                letters = ""
-                warnings.append("ignoring unknown flag -\(letter)")
-            } else {
-                warnings.append("ignoring unknown flag -\(letter)"
-                    + (letters.isEmpty ? ignoredValueNote(inlineValue: nil, remaining: &remaining) : ""))
-            }
-            return
-        }
-        let value: String
-        if letters.count > 1 && letters.first == "=" {
-            value = String(letters.dropFirst())
-            letters = ""
-        } else if flag.kind == .bool {
-            value = "true"
-        } else if !letters.isEmpty {
-            value = String(letters)
-            letters = ""
-        } else if let next = remaining.popFirst() {
-            value = next
-        } else {
-            throw AgentConfigError("flag -\(letter) (--\(flag.name)) needs a value; \(seeHelp)")
-        }
-        try assign(flag, value, spelling: "-\(letter)")
+    /// pflag's `stripUnknownFlagValue` takes the word after an unknown flag as its value; say so.
+    private func swallowedNote(_ swallowed: String?) -> String {
+        swallowed.map { " and its value \(goQuoted($0))" } ?? ""
     }
 
     private mutating func assign(_ flag: FlagDefinition, _ value: String, spelling: String) throws(AgentConfigError) {

@@ -13,24 +13,3 @@ public struct AgentConfigError: Error, CustomStringConvertible, Sendable, Hashab
 
     public var description: String { message }
 }
-
-/// Quotes a value for a message the way Go's `%q` does for printable text, so messages read like Istio's.
-func goQuoted(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\t": result += "\\t"
-        case "\r": result += "\\r"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7f {
-                result += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return result + "\""
-}

@@ -1,3 +1,4 @@
+import Capture
 /// What pilot-agent was asked to do: the subcommand with its own flags, the flags every subcommand
 /// shares, and warnings about input that was tolerated (unknown flags, ignored logging flags).
 public struct AgentInvocation: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Capture
 /// Everything else the agent reads from its environment and flags, typed, with Istio's defaults
 /// (`pilot/cmd/pilot-agent/options/*.go`, `pkg/istio-agent`).
 public struct AgentOptions: Sendable, Equatable {

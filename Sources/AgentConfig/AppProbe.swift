@@ -1,3 +1,4 @@
+import Capture
 import ConfigFormats
 
 /// An application probe the injector moved behind the status port: kubelet calls

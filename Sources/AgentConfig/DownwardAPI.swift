@@ -1,3 +1,4 @@
+import Capture
 /// The pod's labels and annotations as the Kubernetes downward API writes them into
 /// `./etc/istio/pod/{labels,annotations}`: one `key="value"` per line, the value quoted with Go's `%q`.
 public struct DownwardAPIFile: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Capture
 import ConfigFormats
 
 /// One ProxyConfig field Istio defines, with the JSON form protojson accepts for it. Values of known fields

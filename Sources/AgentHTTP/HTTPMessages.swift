@@ -1,3 +1,4 @@
+import Capture
 /// Header fields in the order they were written, looked up without regard to case (RFC 9110 §5.1).
 public struct HTTPFields: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral {
     public struct Field: Sendable, Hashable {
@@ -148,28 +149,23 @@ public struct HTTPResponse: Sendable {
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// Small textual helpers for IP addresses, kept free of socket types so pure code can use them.
+/// Small textual helpers for IP addresses as sockets and URLs spell them; parsing is Capture's `IPAddress`.
 public enum IPAddressText {
-    /// True for 127.0.0.0/8, ::1 and IPv4-mapped 127/8 (`::ffff:127.x.y.z`).
+    /// True for 127.0.0.0/8, ::1 and IPv4-mapped 127/8 (`::ffff:127.x.y.z`), bracketed or with a zone.
     public static func isLoopback(_ address: String) -> Bool {
-        var text = address
-        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
-        if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
-        let lower = text.lowercased()
-        if lower.hasPrefix("::ffff:") { text = String(lower.dropFirst("::ffff:".count)) }
-        if let first = parseIPv4(text) { return first.0 == 127 }
-        guard let bytes = parseIPv6(lower) else { return false }
-        return bytes.dropLast().allSatisfy { $0 == 0 } && bytes.last == 1
+        guard let parsed = IPAddress(unbracketed(address)) else { return false }
+        if parsed.family == .ipv6, parsed.bytes[..<10].allSatisfy({ $0 == 0 }), parsed.bytes[10] == 0xff, parsed.bytes[11] == 0xff {
+            return parsed.bytes[12] == 127
+        }
+        return parsed.isLoopback
     }
 
     public static func isIPv6(_ address: String) -> Bool {
-        var text = address
-        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
-        return text.contains(":")
+        unbracketed(address).contains(":")
     }
 
     public static func isIPLiteral(_ address: String) -> Bool {
-        parseIPv4(address) != nil || (address.contains(":") && parseIPv6(address.lowercased()) != nil)
+        IPAddress(address) != nil
     }
 
     /// `host:port`, bracketing IPv6 literals (`[::1]:15020`).
@@ -178,47 +174,10 @@ public enum IPAddressText {
         return "\(host):\(port)"
     }
 
-    static func parseIPv4(_ text: String) -> (UInt8, UInt8, UInt8, UInt8)? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var octets: [UInt8] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let value = UInt8(part) else { return nil }
-            octets.append(value)
-        }
-        return (octets[0], octets[1], octets[2], octets[3])
-    }
-
-    static func parseIPv6(_ text: String) -> [UInt16]? {
-        guard text.contains(":") else { return nil }
-        let halves = text.components(separatedBy: "::")
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var result: [UInt16] = []
-            for group in part.split(separator: ":", omittingEmptySubsequences: false) {
-                guard !group.isEmpty, group.count <= 4, let value = UInt16(group, radix: 16) else { return nil }
-                result.append(value)
-            }
-            return result
-        }
-        guard let head = groups(halves[0]) else { return nil }
-        if halves.count == 1 { return head.count == 8 ? head : nil }
-        guard let tail = groups(halves[1]), head.count + tail.count <= 7 else { return nil }
-        return head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
-    }
-}
-
-extension String {
-    /// `components(separatedBy:)` without Foundation.
-    func components(separatedBy separator: String) -> [String] {
-        var result: [String] = []
-        var rest = Substring(self)
-        while let range = rest.firstRange(of: separator) {
-            result.append(String(rest[..<range.lowerBound]))
-            rest = rest[range.upperBound...]
-        }
-        result.append(String(rest))
-        return result
+    private static func unbracketed(_ address: String) -> String {
+        var text = Substring(address)
+        if text.hasPrefix("["), text.hasSuffix("]") { text = text.dropFirst().dropLast() }
+        if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
+        return String(text)
     }
 }

@@ -5,7 +5,7 @@ import ConfigFormats
 enum EnvoyTypes {
     static let fileAccessLog = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
     static let httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    static let httpProtocolOptions = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    static let httpProtocolOptions = "type.googleapis.com/" + httpProtocolOptionsKey
     static let httpConnectionManager =
         "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
     static let router = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"

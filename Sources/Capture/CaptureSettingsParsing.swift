@@ -20,91 +20,44 @@ extension CaptureSettings {
         return settings
     }
 
-    /// pflag's `parseArgs`, with Sluice's one-line errors.
+    /// pflag's `parseArgs`, with Sluice's one-line errors: sluice-init takes only flags, and an unknown
+    /// one is an error (Istio's istio-iptables refuses it too).
     private mutating func applyCommandLine(_ arguments: [String]) throws(ConfigurationError) {
-        var remaining = arguments[...]
+        let seeHelp = "see sluice-init --help"
+        var scanner = PflagScanner(arguments, longArity: { name in
+            if let input = Input.byFlagName[name] { return input.kind == .bool ? .boolean : .value }
+            return Self.loggingFlags[name].map { $0 == .bool ? .boolean : .value }
+        }, shorthand: { letter in
+            Input.byShorthand[letter].map { ($0.rawValue, $0.kind == .bool ? .boolean : .value) }
+        })
         var positional: [String] = []
-        while let argument = remaining.popFirst() {
-            if argument.count < 2 || !argument.hasPrefix("-") {
-                positional.append(argument)
-                continue
+        while true {
+            let item: PflagScanner.Item?
+            do {
+                item = try scanner.next()
+            } catch {
+                throw ConfigurationError("\(error); \(seeHelp)")
             }
-            if argument == "--" {
-                positional += remaining
-                break
-            }
-            if argument.hasPrefix("--") {
-                try applyLongFlag(argument, remaining: &remaining)
-            } else {
-                var shorthands = Substring(argument.dropFirst())
-                while !shorthands.isEmpty {
-                    try applyShorthand(&shorthands, whole: argument, remaining: &remaining)
+            guard let item else { break }
+            switch item {
+            case .flag(let name, let value, let spelling):
+                if let input = Input.byFlagName[name] {
+                    try assignFromCommandLine(input, value, spelling: spelling)
+                } else if let kind = Self.loggingFlags[name] {
+                    try assignLoggingFlag(name, kind: kind, value)
                 }
+            case .unknownLong(let name, _):
+                throw ConfigurationError("unknown flag --\(name); \(seeHelp)")
+            case .unknownShorthand(let letter, let argument, _):
+                throw ConfigurationError("unknown shorthand flag '\(letter)' in \(argument); \(seeHelp)")
+            case .positional(let word):
+                positional.append(word)
             }
         }
         if let first = positional.first {
             throw ConfigurationError(
-                "unexpected argument \(quoted(first)): sluice-init takes only flags; see sluice-init --help")
+                "unexpected argument \(goQuoted(first)): sluice-init takes only flags; \(seeHelp)")
         }
-    }
-
-    private mutating func applyLongFlag(
-        _ argument: String, remaining: inout ArraySlice<String>
-    ) throws(ConfigurationError) {
-        let body = argument.dropFirst(2)
-        if body.first == "-" || body.first == "=" {
-            throw ConfigurationError("bad flag syntax \(quoted(argument)); see sluice-init --help")
-        }
-        let name: String
-        let inlineValue: String?
-        if let equals = body.firstIndex(of: "=") {
-            name = String(body[..<equals])
-            inlineValue = String(body[body.index(after: equals)...])
-        } else {
-            name = String(body)
-            inlineValue = nil
-        }
-
-        /// pflag's value rule: `--flag=v`, a bare boolean means true, else the next argument is the
-        /// value even if it starts with "-" (`-x ""`, `-x -1`).
-        func value(isBool: Bool) throws(ConfigurationError) -> String {
-            if let inlineValue { return inlineValue }
-            if isBool { return "true" }
-            if let next = remaining.popFirst() { return next }
-            throw ConfigurationError("flag --\(name) needs a value; see sluice-init --help")
-        }
-        if let input = Input.byFlagName[name] {
-            try assignFromCommandLine(input, value(isBool: input.kind == .bool), spelling: "--\(name)")
-        } else if let kind = Self.loggingFlags[name] {
-            try assignLoggingFlag(name, kind: kind, value(isBool: kind == .bool))
-        } else {
-            throw ConfigurationError("unknown flag --\(name); see sluice-init --help")
-        }
-    }
-
-    /// pflag's `parseSingleShortArg`: consumes one shorthand (and its value) from the front of `shorthands`.
-    private mutating func applyShorthand(
-        _ shorthands: inout Substring, whole argument: String, remaining: inout ArraySlice<String>
-    ) throws(ConfigurationError) {
-        let letter = shorthands.removeFirst()
-        guard let input = Input.byShorthand[letter] else {
-            throw ConfigurationError("unknown shorthand flag '\(letter)' in \(argument); see sluice-init --help")
-        }
-        let value: String
-        if shorthands.count > 1 && shorthands.first == "=" {
-            value = String(shorthands.dropFirst())
-            shorthands = ""
-        } else if input.kind == .bool {
-            value = "true"
-        } else if !shorthands.isEmpty {
-            value = String(shorthands)
-            shorthands = ""
-        } else if let next = remaining.popFirst() {
-            value = next
-        } else {
-            throw ConfigurationError("flag -\(letter) (--\(input.rawValue)) needs a value; see sluice-init --help")
-        }
-        try assignFromCommandLine(input, value, spelling: "-\(letter)")
     }
 
     private mutating func assignFromCommandLine(
@@ -117,7 +70,7 @@ extension CaptureSettings {
         case .duration: "want a Go duration such as 5s, 1m30s or 500ms"
         case .string: "unexpected" // strings always parse
         }
-        throw ConfigurationError("invalid value \(quoted(value)) for \(input.displayName): \(want)")
+        throw ConfigurationError("invalid value \(goQuoted(value)) for \(input.displayName): \(want)")
     }
 
     private mutating func assignLoggingFlag(
@@ -128,36 +81,15 @@ extension CaptureSettings {
             break
         case .bool:
             guard GoSyntax.parseBool(value) != nil else {
-                throw ConfigurationError("invalid value \(quoted(value)) for --\(name): want true or false")
+                throw ConfigurationError("invalid value \(goQuoted(value)) for --\(name): want true or false")
             }
         case .integer:
             guard GoSyntax.parseSigned(value) != nil else {
-                throw ConfigurationError("invalid value \(quoted(value)) for --\(name): want an integer")
+                throw ConfigurationError("invalid value \(goQuoted(value)) for --\(name): want an integer")
             }
         }
         loggingFlags[name, default: []].append(value)
     }
-}
-
-/// Quotes a value for an error message the way Go's `%q` would for printable text.
-func quoted(_ text: String) -> String {
-    var result = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": result += "\\\""
-        case "\\": result += "\\\\"
-        case "\n": result += "\\n"
-        case "\t": result += "\\t"
-        case "\r": result += "\\r"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7f {
-                result += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return result + "\""
 }
 
 /// Go's value syntaxes, as pflag's typed flags parse them.

@@ -170,7 +170,7 @@ private struct Resolver {
         default:
             config.interceptionMode = .redirect
             warnings.append(
-                "\(settings.label(of: .inboundInterceptionMode)) is \(quoted(settings.inboundInterceptionMode)), "
+                "\(settings.label(of: .inboundInterceptionMode)) is \(goQuoted(settings.inboundInterceptionMode)), "
                     + "not TPROXY: using REDIRECT, as Istio does")
         }
 
@@ -203,7 +203,7 @@ private struct Resolver {
         case "", "legacy", "nft": break
         default:
             throw ConfigurationError(
-                "invalid value \(quoted(settings.forceIptablesBinary)) for \(settings.label(of: .forceIptablesBinary)): "
+                "invalid value \(goQuoted(settings.forceIptablesBinary)) for \(settings.label(of: .forceIptablesBinary)): "
                     + "want \"\", legacy or nft")
         }
 
@@ -258,7 +258,7 @@ private struct Resolver {
     func port(_ text: String, _ input: Input) throws(ConfigurationError) -> UInt16 {
         guard !text.isEmpty, text.count <= 5, text.allSatisfy(\.isASCIIDigit), text.first != "0",
               let value = UInt32(text), value <= 65535 else {
-            throw ConfigurationError("invalid port \(quoted(text)) in \(settings.label(of: input)): want 1-65535")
+            throw ConfigurationError("invalid port \(goQuoted(text)) in \(settings.label(of: input)): want 1-65535")
         }
         return UInt16(value)
     }
@@ -274,7 +274,7 @@ private struct Resolver {
         for item in Self.split(text) {
             guard let cidr = CIDR(item) else {
                 throw ConfigurationError(
-                    "invalid CIDR \(quoted(item)) in \(settings.label(of: input)): want addr/len such as 10.0.0.0/8")
+                    "invalid CIDR \(goQuoted(item)) in \(settings.label(of: input)): want addr/len such as 10.0.0.0/8")
             }
             result.append(cidr)
         }
@@ -292,7 +292,7 @@ private struct Resolver {
             if name.hasSuffix("+") { name = String(name.dropLast()) + "*" }
             if name == "*" || name.dropLast().contains("*") {
                 throw ConfigurationError(
-                    "invalid interface name \(quoted(written)) in \(settings.label(of: input)): a wildcard is a "
+                    "invalid interface name \(goQuoted(written)) in \(settings.label(of: input)): a wildcard is a "
                         + "prefix followed by one trailing '+' or '*', such as eth+")
             }
             let bytes = Array(name.utf8)
@@ -300,7 +300,7 @@ private struct Resolver {
             guard (1...15).contains(bytes.count), name != ".", name != "..", !bytes.contains(where: bad.contains)
             else {
                 throw ConfigurationError(
-                    "invalid interface name \(quoted(written)) in \(settings.label(of: input)): want 1-15 bytes "
+                    "invalid interface name \(goQuoted(written)) in \(settings.label(of: input)): want 1-15 bytes "
                         + "without '/', ':', '\"' or whitespace, not \".\" or \"..\"")
             }
             result.append(name)
@@ -327,14 +327,14 @@ private struct Resolver {
             // (uid_t)-1 means "no change" to the kernel, so it cannot be an owner.
             guard item == "0" || item.first != "0", let value = UInt32(item), value < UInt32.max else {
                 throw ConfigurationError(
-                    "invalid \(kind) \(quoted(item)) in \(label): want a decimal \(kind) 0-4294967294 "
+                    "invalid \(kind) \(goQuoted(item)) in \(label): want a decimal \(kind) 0-4294967294 "
                         + "without leading zeros, or a \(noun) name")
             }
             return value
         }
         guard let value = lookUp(item) else {
             throw ConfigurationError(
-                "unknown \(noun) \(quoted(item)) in \(label): want a numeric \(kind) or an existing \(noun) name")
+                "unknown \(noun) \(goQuoted(item)) in \(label): want a numeric \(kind) or an existing \(noun) name")
         }
         return value
     }
@@ -351,7 +351,7 @@ private struct Resolver {
     func positive32(_ text: String, _ input: Input, what: String) throws(ConfigurationError) -> UInt32 {
         guard text.allSatisfy(\.isASCIIDigit), text.first != "0", let value = UInt32(text) else {
             throw ConfigurationError(
-                "invalid \(what) \(quoted(text)) in \(settings.label(of: input)): want 1-4294967295")
+                "invalid \(what) \(goQuoted(text)) in \(settings.label(of: input)): want 1-4294967295")
         }
         return value
     }
@@ -388,11 +388,11 @@ private struct Resolver {
         let label = settings.label(of: .outboundIPv4LoopbackCIDR)
         guard let cidr = CIDR(text) else {
             throw ConfigurationError(
-                "invalid CIDR \(quoted(text)) in \(label): want an IPv4 loopback prefix such as 127.0.0.1/32")
+                "invalid CIDR \(goQuoted(text)) in \(label): want an IPv4 loopback prefix such as 127.0.0.1/32")
         }
         guard cidr.family == .ipv4, cidr.address.isLoopback, (8...32).contains(cidr.prefixLength) else {
             throw ConfigurationError(
-                "\(label) \(quoted(text)) is not an IPv4 loopback prefix with a mask of 8 to 32: "
+                "\(label) \(goQuoted(text)) is not an IPv4 loopback prefix with a mask of 8 to 32: "
                     + "want one inside 127.0.0.0/8 such as 127.0.0.1/32")
         }
         return cidr

@@ -80,7 +80,14 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     /// Everything the process wrote so far.
     public func output() -> String {
-        guard let file = fopen(outputPath, "r") else { return "" }
+        PodLab.readTextFile(outputPath) ?? ""
+    }
+}
+
+extension PodLab {
+    /// A file's text, or nil when it cannot be opened (tests read logs and /proc with it).
+    public static func readTextFile(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -110,14 +110,6 @@ func monotonicMilliseconds() -> Int64 {
 }
 
 func readFile(_ path: String) throws -> String {
-    guard let file = fopen(path, "r") else { throw SystemCallError(call: "fopen \(path)", errno: errno) }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes += buffer[0..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    guard let text = PodLab.readTextFile(path) else { throw SystemCallError(call: "fopen \(path)", errno: errno) }
+    return text
 }

@@ -38,7 +38,8 @@ import Testing
 
         let signalled = monotonicMilliseconds()
         agent.signal(SIGTERM)
-        let readiness = try harness.get("/healthz/ready")
+        // The signal reaches the agent's signal handler asynchronously: allow it a moment, not the drain's 1.5 s.
+        let readiness = try #require(harness.waitFor("/healthz/ready", timeout: .milliseconds(500)) { $0.status != 200 })
         #expect(readiness.status == 503)
         #expect(readiness.body.contains("server is terminated"))
         let code = agent.waitForExit(timeout: .seconds(10))

@@ -115,14 +115,14 @@ struct SettingsResolutionTests {
     @Test(arguments: ["*", "+", "e*th", "e*th*"])
     func badInterfaceWildcards(name: String) {
         #expect(error(["-c", name], [:], FakeFacts())
-            == "invalid interface name \(quoted(name)) in --istio-exclude-interfaces (-c): a wildcard is a "
+            == "invalid interface name \(goQuoted(name)) in --istio-exclude-interfaces (-c): a wildcard is a "
                 + "prefix followed by one trailing '+' or '*', such as eth+")
     }
 
     @Test(arguments: ["1234567890123456", ".", "..", "eth/0", "eth:0", "eth 0", "eth\t0", "eth\"0"])
     func badInterfaceNames(name: String) {
         #expect(error(["-k", name], [:], FakeFacts())
-            == "invalid interface name \(quoted(name)) in --kube-virt-interfaces (-k): want 1-15 bytes "
+            == "invalid interface name \(goQuoted(name)) in --kube-virt-interfaces (-k): want 1-15 bytes "
                 + "without '/', ':', '\"' or whitespace, not \".\" or \"..\"")
     }
 

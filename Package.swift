@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "sluice-init", targets: ["sluice-init"]),
         .executable(name: "pilot-agent", targets: ["pilot-agent"]),
+        .executable(name: "sluice-proxy", targets: ["sluice-proxy"]),
         .executable(name: "sluice-demo", targets: ["sluice-demo"]),
     ],
     dependencies: [
@@ -39,13 +40,15 @@ let package = Package(
         // Pure: flags + env -> validated config -> ruleset model -> nft text. No syscalls.
         .target(name: "Capture"),
         // Kernel edge: the only module that speaks netlink (nftables and rtnetlink) or enters namespaces.
-        .target(name: "Netfilter", dependencies: ["Capture", "CNetfilter", "CCapabilities"]),
+        .target(name: "Netfilter", dependencies: ["Capture", "Sockets", "CNetfilter", "CCapabilities"]),
+        // Socket addresses as the socket API spells them, and conntrack's original destination.
+        .target(name: "Sockets", dependencies: ["Capture"]),
         // The sluice-init command: reads the environment, runs the pure pipeline, applies at the edge.
-        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter"]),
+        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter", "Sockets"]),
         .executableTarget(name: "sluice-init", dependencies: ["SluiceInit"]),
         // A pod and a peer in network namespaces joined by veth, and probes that send real packets:
         // shared by the demo and the kernel tests.
-        .target(name: "PodLab", dependencies: ["Capture", "Netfilter"]),
+        .target(name: "PodLab", dependencies: ["Capture", "Netfilter", "Sockets"]),
         .executableTarget(name: "sluice-demo", dependencies: ["SluiceInit", "PodLab", "Netfilter", "Capture"]),
 
         // --- The agent (pilot-agent) ---
@@ -72,13 +75,32 @@ let package = Package(
         // The agent: wires configuration, bootstrap, supervisor and status server into one ServiceGroup.
         .target(name: "Agent", dependencies: [
             "AgentConfig", "Bootstrap", "AgentHTTP", "StatusServer", "Supervisor", "SluiceInit", "ConfigFormats",
-            "Capture", "Netfilter", "CCapabilities",
+            "Capture", "Netfilter", "Sockets", "CCapabilities",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ] + nio),
         .executableTarget(name: "pilot-agent", dependencies: ["Agent"]),
         // A stand-in data plane for the supervisor's tests: an Envoy-style admin API and nothing else.
         .executableTarget(name: "sluice-test-dataplane", dependencies: nio),
+
+        // --- The data plane (sluice-proxy) ---
+        // Kernel calls Swift's Glibc module does not export (epoll, accept4, splice, pipe2), compiled
+        // with _GNU_SOURCE behind plain C signatures.
+        .target(name: "CSockets", cSettings: [.define("_GNU_SOURCE")]),
+        // Pure: Envoy's command line and the subset of the v3 bootstrap sluice-proxy honours.
+        .target(name: "DataPlaneConfig", dependencies: ["ConfigFormats", "Capture"]),
+        // Pure: Envoy-named counters and gauges, the stats matcher, tag extraction, admin renderings.
+        .target(name: "ProxyStats"),
+        // Kernel edge: the transparent L4 path, one epoll loop per worker, bytes moved with splice(2).
+        .target(name: "Forwarding", dependencies: [
+            "CSockets", "Sockets", "Capture", "ProxyStats", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The data plane: admin API, HTTP route listeners, drain and lifecycle around the forwarding engine.
+        .target(name: "DataPlane", dependencies: [
+            "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "Capture", "Sockets",
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
+        .executableTarget(name: "sluice-proxy", dependencies: ["DataPlane"]),
 
         // Snapshots and fixtures are read from the source tree (#filePath), so re-recording writes them there.
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "SluiceInit"], exclude: ["Snapshots"]),
@@ -95,5 +117,15 @@ let package = Package(
         ] + nio),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentConfig", "AgentHTTP", "Supervisor", "PodLab", "Netfilter"]),
+        .testTarget(name: "DataPlaneConfigTests", dependencies: ["DataPlaneConfig", "ConfigFormats", "Capture"]),
+        .testTarget(name: "ProxyStatsTests", dependencies: ["ProxyStats"]),
+        // Optimised even in debug builds: the bulk tests hash 100 MB several times, which unoptimised
+        // Swift does twenty times slower.
+        .testTarget(
+            name: "ForwardingTests", dependencies: ["Forwarding", "ProxyStats", "Sockets", "Capture", "PodLab", "Netfilter"],
+            swiftSettings: [.unsafeFlags(["-O"])]),
+        .testTarget(name: "DataPlaneTests", dependencies: [
+            "DataPlane", "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "PodLab",
+        ] + nio),
     ]
 )

@@ -1,4 +1,5 @@
 import Capture
+import Sockets
 import Glibc
 import Netfilter
 

@@ -68,18 +68,44 @@ public final class HTTPServer: Sendable {
         group: any EventLoopGroup,
         handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
     ) async throws(HTTPServerError) -> HTTPServer {
+        try await start(host: host, port: port, group: group, options: HTTPServerOptions(), handler: handler)
+    }
+
+    public static func start(
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        options: HTTPServerOptions,
+        handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse
+    ) async throws(HTTPServerError) -> HTTPServer {
         let connections = ConnectionSet()
-        let bootstrap = ServerBootstrap(group: group)
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        if options.ipv6Only, IPAddressText.isIPv6(host) {
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+        }
+        let honorsConnectionClose = options.closesWhenResponseSaysClose
+        let onOpened = options.onConnectionOpened
+        let onClosed = options.onConnectionClosed
+        bootstrap = bootstrap
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 connections.insert(channel)
+                if let onOpened {
+                    onOpened()
+                    if let onClosed {
+                        channel.closeFuture.whenComplete { _ in onClosed() }
+                    }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        RequestHandler(handler: handler, remote: channel.remoteAddress))
+                        RequestHandler(
+                            handler: handler, remote: channel.remoteAddress,
+                            honorsConnectionClose: honorsConnectionClose))
                 }
             }
         let address = IPAddressText.hostPort(host, port)
@@ -92,6 +118,15 @@ public final class HTTPServer: Sendable {
         return HTTPServer(serverChannel: channel, connections: connections)
     }
 
+    /// Stops listening (the socket closes on its event loop right after this returns); open
+    /// connections carry on until they end, as in a drain.
+    public func stopAccepting() {
+        serverChannel.close(promise: nil)
+    }
+
+    /// False once `stopAccepting()` or `close()` has closed the listening socket.
+    public var isAccepting: Bool { serverChannel.isActive }
+
     /// Stops listening at once, then closes every open connection (in-flight handlers finish, but
     /// their responses are dropped).
     public func close() async {
@@ -100,6 +135,23 @@ public final class HTTPServer: Sendable {
             try? await channel.close()
         }
     }
+}
+
+/// What `HTTPServer.start(host:port:group:options:handler:)` adds to the plain `start`; every default
+/// keeps the plain behaviour.
+public struct HTTPServerOptions: Sendable {
+    /// Sets IPV6_V6ONLY on an IPv6 listening socket, so `[::]:p` and `0.0.0.0:p` can both be bound
+    /// (as Envoy binds its dual-stack listeners). Ignored for IPv4 hosts.
+    public var ipv6Only = false
+    /// Called on the connection's event loop as each connection is accepted (for connection counters).
+    public var onConnectionOpened: (@Sendable () -> Void)?
+    /// Called once as each connection closes; only when `onConnectionOpened` is set too.
+    public var onConnectionClosed: (@Sendable () -> Void)?
+    /// When a handler's response carries `Connection: close`, the connection is closed after it
+    /// (an HTTP/1.1 proxy that drains tells clients this way). Off: the header is sent but ignored.
+    public var closesWhenResponseSaysClose = false
+
+    public init() {}
 }
 
 extension HTTPServerError.Cause {
@@ -153,11 +205,16 @@ private final class RequestHandler: ChannelInboundHandler, RemovableChannelHandl
 
     private let handler: @Sendable (HTTPRequest) async -> HTTPResponse
     private let remote: SocketAddress?
+    private let honorsConnectionClose: Bool
     private var state = State.idle
 
-    init(handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse, remote: SocketAddress?) {
+    init(
+        handler: @escaping @Sendable (HTTPRequest) async -> HTTPResponse, remote: SocketAddress?,
+        honorsConnectionClose: Bool = false
+    ) {
         self.handler = handler
         self.remote = remote
+        self.honorsConnectionClose = honorsConnectionClose
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -201,7 +258,12 @@ private final class RequestHandler: ChannelInboundHandler, RemovableChannelHandl
         let handler = self.handler
         promise.completeWithTask { await handler(request) }
         promise.futureResult.assumeIsolated().whenSuccess { response in
-            self.write(response, context: context, head: head, keepAlive: head.isKeepAlive)
+            var keepAlive = head.isKeepAlive
+            if self.honorsConnectionClose,
+               response.headers.values(for: "connection").contains(where: { $0.lowercased() == "close" }) {
+                keepAlive = false
+            }
+            self.write(response, context: context, head: head, keepAlive: keepAlive)
         }
     }
 

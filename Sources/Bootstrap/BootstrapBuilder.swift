@@ -131,10 +131,14 @@ public enum BootstrapBuilder {
     public static let virtualOutboundListener = "virtualOutbound"
     public static let virtualInboundListener = "virtualInbound"
 
+    /// With interception NONE nothing is redirected to 15001/15006, so Istio builds neither listener.
+    static func writesCaptureListeners(_ input: BootstrapInput) -> Bool {
+        input.proxyType == .sidecar && input.interceptionMode != .none
+    }
+
     static func listeners(_ input: BootstrapInput) -> [JSONValue] {
         var listeners = [prometheusListener(input), readinessListener(input)]
-        // With interception NONE nothing is redirected to 15001/15006, so Istio builds neither listener.
-        if input.proxyType == .sidecar, input.interceptionMode != .none {
+        if writesCaptureListeners(input) {
             listeners.append(captureListener(input, direction: .outbound))
             listeners.append(captureListener(input, direction: .inbound))
         }

@@ -36,8 +36,17 @@ enum StatsConfiguration {
         ("authz_dry_run_result", #"(\.shadow_(allowed|denied))"#),
     ]
 
+    /// The stats of the static capture listeners and their passthrough clusters. Under istiod these
+    /// listeners come over xDS and people opt into their stats (proxyStatsMatcher); standalone, the
+    /// agent writes the listeners itself, and a sidecar whose captured traffic cannot be seen in
+    /// `/stats` cannot be debugged.
+    static let captureListenerPrefixes = [
+        "listener.", "tcp.", "cluster.\(BootstrapBuilder.passthroughCluster);", "cluster.\(BootstrapBuilder.inboundPassthroughCluster);",
+    ]
+
     static func inclusionPrefixes(_ input: BootstrapInput) -> [String] {
         input.statsInclusionPrefixes + requiredPrefixes
+            + (BootstrapBuilder.writesCaptureListeners(input) ? captureListenerPrefixes : [])
     }
 
     static func inclusionSuffixes(_ input: BootstrapInput) -> [String] {

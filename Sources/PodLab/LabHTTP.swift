@@ -1,4 +1,5 @@
 import Capture
+import Sockets
 import Netfilter
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +20,10 @@ public enum LabHTTP {
     }
 
     public static func request(_ method: String = "GET", _ path: String, port: UInt16, host: String = "127.0.0.1",
-                               in namespace: NetworkNamespace, headers: [String: String] = [:], body: String = "",
-                               timeout: Duration = .seconds(5)) throws -> Response {
-        try namespace.run {
+                               in namespace: NetworkNamespace, as owner: SocketOwner? = nil, headers: [String: String] = [:],
+                               body: String = "", timeout: Duration = .seconds(5)) throws -> Response {
+        // The request runs on the namespace's thread; as `owner`, its socket is that UID's for the capture rules.
+        try namespace.run(as: owner) {
             guard let address = IPAddress(host) else { throw Failure(description: "not an IP address: \(host)") }
             let destination = Endpoint(address, port)
             let fd = try Posix.call("socket") { socket(address.family == .ipv4 ? AF_INET : AF_INET6, Posix.socketType(.tcp), 0) }

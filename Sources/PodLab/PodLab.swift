@@ -68,6 +68,8 @@ public final class PodLab: Sendable {
         /// `IP_TRANSPARENT` on the 15006 listeners, as Envoy sets it in TPROXY mode: the kernel hands a
         /// TPROXY'd connection only to a transparent socket.
         public var transparentInboundListener = false
+        /// Probe listeners on 15001/15006 stand in for the proxy; off when a real proxy takes those ports.
+        public var proxyProbeListeners = true
         /// More veth pairs between pod and peer, for rules that name interfaces (`-c`, `-k`).
         public var links: [Link] = []
 
@@ -232,9 +234,11 @@ public final class PodLab: Sendable {
         let proxy = layout.proxy
         // The proxy's and the agent's listeners belong to the proxy UID, as in a real sidecar.
         for any in [anyIPv4, anyIPv6] {
-            listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy, owner: proxy))
-            listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy, owner: proxy,
-                                      transparent: layout.transparentInboundListener))
+            if layout.proxyProbeListeners {
+                listeners.append(Listener(.tcp, Endpoint(any, 15001), .outboundProxy, owner: proxy))
+                listeners.append(Listener(.tcp, Endpoint(any, 15006), .inboundProxy, owner: proxy,
+                                          transparent: layout.transparentInboundListener))
+            }
             for port in layout.ports.podTCP { listeners.append(Listener(.tcp, Endpoint(any, port), .app, owner: .app)) }
         }
         // Like pilot-agent's DNS proxy: loopback only. REDIRECT of locally generated packets rewrites the

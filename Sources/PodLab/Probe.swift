@@ -1,4 +1,5 @@
 import Capture
+import Sockets
 import Netfilter
 #if canImport(Glibc)
 import Glibc

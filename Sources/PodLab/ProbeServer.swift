@@ -1,4 +1,5 @@
 import Capture
+import Sockets
 import Netfilter
 import Synchronization
 #if canImport(Glibc)

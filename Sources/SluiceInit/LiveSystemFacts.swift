@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Capture
+import Sockets
 import Netfilter
 
 /// The system as it is: NSS for users and groups, the file system for resolv.conf, and the kernel's
@@ -65,31 +66,6 @@ public struct LiveSystemFacts: SystemFacts {
     }
 
     public func interfaceAddresses() -> [IPAddress] {
-        var head: UnsafeMutablePointer<ifaddrs>? = nil
-        guard getifaddrs(&head) == 0 else { return [] }
-        defer { freeifaddrs(head) }
-        var addresses: [IPAddress] = []
-        var cursor = head
-        while let entry = cursor {
-            cursor = entry.pointee.ifa_next
-            guard let socketAddress = entry.pointee.ifa_addr else { continue }
-            let address: IPAddress
-            switch Int32(socketAddress.pointee.sa_family) {
-            case AF_INET:
-                let bytes = socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
-                    withUnsafeBytes(of: pointer.pointee.sin_addr) { Array($0) }
-                }
-                address = IPAddress(family: .ipv4, bytes: bytes)
-            case AF_INET6:
-                let bytes = socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
-                }
-                address = IPAddress(family: .ipv6, bytes: bytes)
-            default:
-                continue
-            }
-            if !address.isLoopback { addresses.append(address) }
-        }
-        return addresses
+        InterfaceAddress.all().map(\.address).filter { !$0.isLoopback }
     }
 }

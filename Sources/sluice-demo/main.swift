@@ -1,33 +1,15 @@
-// sluice-demo: builds a pod and a peer in network namespaces, runs the real `sluice-init` (the binary
-// next to this one) inside the pod with the sidecar injector's default flags, sends real connections
-// and prints where each one landed. Exit 0 only if every connection landed where Istio's rules say.
+// sluice-demo: the whole sidecar on an embedded default. It builds a pod and a peer in network
+// namespaces, runs the real `sluice-init` in the pod with the injector's default flags, starts
+// `pilot-agent proxy sidecar` (as root; it switches to UID 1337) which starts `sluice-proxy`, sends
+// real HTTP requests both ways, reads the proxy's stats, and stops the agent with SIGTERM while a
+// request is in flight. It prints a report and exits 0 only if every check passed.
 import Capture
 import Netfilter
 import PodLab
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-struct Case {
-    var label: String
-    var expected: Landing
-    var probe: (PodLab) -> ProbeResult
-}
-
-let cases: [Case] = [
-    Case(label: "app (uid 1000) → 198.51.100.1:80",
-         expected: .proxyOutbound(originalDestination: "198.51.100.1:80")) { $0.connect(as: .app, to: "198.51.100.1:80") },
-    Case(label: "proxy (uid 1337) → 198.51.100.1:80",
-         expected: .direct(.peer, "198.51.100.1:80")) { $0.connect(as: .proxy, to: "198.51.100.1:80") },
-    Case(label: "peer → pod 192.0.2.2:8080",
-         expected: .proxyInbound(originalDestination: "192.0.2.2:8080")) { $0.connect(from: .peer, to: "192.0.2.2:8080") },
-    Case(label: "peer → pod 192.0.2.2:15021 (readiness)",
-         expected: .direct(.pod, "192.0.2.2:15021")) { $0.connect(from: .peer, to: "192.0.2.2:15021") },
-    Case(label: "app (uid 1000) → 127.0.0.1:8080",
-         expected: .direct(.pod, "127.0.0.1:8080")) { $0.connect(as: .app, to: "127.0.0.1:8080") },
-    Case(label: "app (uid 1000) → [2001:db8:2::1]:80",
-         expected: .proxyOutbound(originalDestination: "[2001:db8:2::1]:80")) { $0.connect(as: .app, to: "[2001:db8:2::1]:80") },
-]
 
 /// To fd 2 directly: Swift 6 treats C's `stderr` global as shared mutable state.
 func printError(_ message: String) {
@@ -40,73 +22,160 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-func indented(_ text: String) -> String {
-    text.split(separator: "\n").map { "    \($0)" }.joined(separator: "\n")
+func indented(_ text: String, by prefix: String = "    ") -> String {
+    text.split(separator: "\n").map { prefix + $0 }.joined(separator: "\n")
 }
 
-/// Tables, chains (hooked ones first) and each rule's comment, as the kernel holds them.
-func summary(_ snapshot: NftablesSnapshot) -> String {
-    if snapshot.tables.isEmpty { return "  (no istio-proxy tables)" }
-    var lines: [String] = []
-    for table in snapshot.tables {
-        lines.append("  table inet \(table.name)" + (table.comment.map { "  (\($0))" } ?? ""))
-        let hooked = table.chains.filter { $0.base != nil }
-        for chain in hooked + table.chains.filter({ $0.base == nil }) {
-            lines.append("    \(chain.name): \(chain.rules.count) rule\(chain.rules.count == 1 ? "" : "s")")
-            for rule in chain.rules { lines.append("      - \(rule.comment ?? "(no comment)")") }
-        }
+func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+}
+
+/// Every check the demo makes, printed as it goes and counted at the end.
+final class Report {
+    private(set) var passed = 0
+    private(set) var failed: [String] = []
+
+    func check(_ label: String, _ detail: @autoclosure () -> String = "", _ condition: Bool) {
+        let text = detail()
+        print("  \(condition ? "✔" : "✘") \(label)\(text.isEmpty ? "" : "  — \(text)")")
+        if condition { passed += 1 } else { failed.append(label) }
     }
-    return lines.joined(separator: "\n")
+}
+
+/// An HTTP exchange for the report: the status and the first line of the body, or the error.
+func describe(_ result: Result<LabHTTP.Response, any Error>) -> String {
+    switch result {
+    case .success(let response): "HTTP \(response.status): \(response.body.split(separator: "\n").first ?? "")"
+    case .failure(let error): "failed: \(error)"
+    }
+}
+
+func attempt(_ body: () throws -> LabHTTP.Response) -> Result<LabHTTP.Response, any Error> {
+    Result { try body() }
+}
+
+func succeeded(_ result: Result<LabHTTP.Response, any Error>, bodyContains text: String) -> Bool {
+    if case .success(let response) = result { return response.status == 200 && response.body.contains(text) }
+    return false
+}
+
+/// A request run on its own thread, to be in flight while the agent is stopped.
+final class InFlightRequest: @unchecked Sendable {
+    private var thread = pthread_t()
+    private let outcome = Mutex<(result: Result<LabHTTP.Response, any Error>, took: Duration)?>(nil)
+    private let work: () -> Result<LabHTTP.Response, any Error>
+
+    init(_ work: @escaping () -> Result<LabHTTP.Response, any Error>) {
+        self.work = work
+        let context = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { context in
+            let request = Unmanaged<InFlightRequest>.fromOpaque(context!).takeRetainedValue()
+            let start = ContinuousClock.now
+            let result = request.work()
+            request.outcome.withLock { $0 = (result, ContinuousClock.now - start) }
+            return nil
+        }, context)
+    }
+
+    func wait() -> (result: Result<LabHTTP.Response, any Error>, took: Duration) {
+        pthread_join(thread, nil)
+        return outcome.withLock { $0! }
+    }
 }
 
 guard geteuid() == 0 else { fail("needs root: it creates network namespaces and programs nftables in them") }
-// The same lookup as the tests': `$SLUICE_INIT`, or the build directory this executable sits in.
-let sluiceInit: String
+let executables: SidecarLab.Executables
 do {
-    sluiceInit = try PodLab.sluiceInitExecutable()
+    executables = try SidecarLab.Executables.built()
 } catch {
-    fail("\(error)")
+    fail("\(error) (build everything first: swift build)")
 }
 
-let lab: PodLab
+print("Sluice demo: one pod with its sidecar, and a peer, in network namespaces\n")
+let started = ContinuousClock.now
+let sidecar: SidecarLab
 do {
-    lab = try PodLab(prefix: "sluice-demo")
+    // Dual-stack, so IPv6 is captured and the proxy listens on [::] too.
+    sidecar = try SidecarLab(prefix: "sluice-demo", executables: executables, environment: ["ISTIO_DUAL_STACK": "true"])
 } catch {
     fail("cannot build the lab: \(error)")
 }
-print("lab: pod netns \(lab.podNamespaceName) (eth0 192.0.2.2, 2001:db8:1::2), "
-    + "peer netns \(lab.peerNamespaceName) (198.51.100.1, 203.0.113.1, 2001:db8:2::1)")
+let report = Report()
+let lab = sidecar.lab
+print("pod   netns \(lab.podNamespaceName): eth0 \(PodLab.podIPv4), \(PodLab.podIPv6); app (uid 1000) serving HTTP on :\(SidecarLab.appPort)")
+print("peer  netns \(lab.peerNamespaceName): HTTP service on \(SidecarLab.peerService) and \(SidecarLab.peerServiceIPv6); "
+    + "the app's Service \(SidecarLab.appService) leads back to the pod\n")
 
-var allLanded = true
-do {
-    let quoted = CaptureConfig.injectorDefaultArguments.map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }
-    print("$ sluice-init \(quoted.joined(separator: " "))")
-    let result = try lab.run(sluiceInit, CaptureConfig.injectorDefaultArguments)
-    let output = result.standardOutput + result.standardError
-    if !output.isEmpty { print(indented(output)) }
-    guard result.status == 0 else {
-        lab.tearDown()
-        fail("sluice-init exited \(result.status)")
-    }
+let quoted = (CaptureConfig.injectorDefaultArguments + ["--dual-stack"]).map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }
+print("1. Capture rules: sluice-init \(quoted.joined(separator: " "))")
+print(indented(sidecar.captureOutput))
 
-    print("connections:")
-    for testCase in cases {
-        let landing = testCase.probe(lab).landing
-        if landing == testCase.expected {
-            print("  ✔ \(testCase.label) … landed on \(landing)")
-        } else {
-            allLanded = false
-            print("  ✘ \(testCase.label) … landed on \(landing); Istio's rules say \(testCase.expected)")
-        }
-    }
-
-    print("ruleset in the pod (read back over netlink):")
-    let snapshot = try lab.pod.run { try NftablesReadback().read() }
-    print(summary(snapshot))
-} catch {
-    allLanded = false
-    printError("\(error)")
+print("\n2. Sidecar: pilot-agent proxy sidecar (switches to uid 1337) → sluice-proxy")
+let ready = sidecar.waitUntilReady()
+report.check("ready: 127.0.0.1:15021/healthz/ready answered 200", "after \(milliseconds(ContinuousClock.now - started)) ms from the start of the demo", ready)
+if !ready {
+    print(indented(sidecar.agentLog))
 }
-lab.tearDown()
-print(allLanded ? "every connection landed where Istio's rules say" : "some connections did not land where Istio's rules say")
-exit(allLanded ? 0 : 1)
+
+print("\n3. Traffic")
+let outbound = attempt { try sidecar.appRequest(to: SidecarLab.peerService) }
+report.check("app → \(SidecarLab.peerService): outbound through 15001", describe(outbound),
+             succeeded(outbound, bodyContains: "request from \(PodLab.podIPv4)"))
+let outbound6 = attempt { try sidecar.appRequest(to: SidecarLab.peerServiceIPv6) }
+report.check("app → \(SidecarLab.peerServiceIPv6): outbound over IPv6", describe(outbound6),
+             succeeded(outbound6, bodyContains: "request from \(PodLab.podIPv6)"))
+let inbound = attempt { try sidecar.peerRequest(to: Endpoint(PodLab.podIPv4, SidecarLab.appPort)) }
+report.check("peer → \(PodLab.podIPv4):\(SidecarLab.appPort): inbound through 15006, forwarded from 127.0.0.6", describe(inbound),
+             succeeded(inbound, bodyContains: "request from 127.0.0.6"))
+let hairpin = attempt { try sidecar.appRequest(to: SidecarLab.appService) }
+report.check("app → its own Service \(SidecarLab.appService): out through 15001, back in through 15006, no loop", describe(hairpin),
+             succeeded(hairpin, bodyContains: "request from 127.0.0.6"))
+let selfCall = attempt { try sidecar.appRequest(to: Endpoint(PodLab.podIPv4, SidecarLab.appPort)) }
+report.check("app → its own pod IP: not captured (Istio's loopback bypass)", describe(selfCall),
+             succeeded(selfCall, bodyContains: "request from \(PodLab.podIPv4)"))
+let readiness = attempt { try sidecar.peerRequest("/healthz/ready", to: Endpoint(PodLab.podIPv4, 15021)) }
+report.check("peer → \(PodLab.podIPv4):15021/healthz/ready: the kubelet's probe, not captured", describe(readiness),
+             { if case .success(let response) = readiness { return response.status == 200 } else { return false } }())
+
+print("\n4. The proxy's own count (GET 127.0.0.1:15000/stats in the pod)")
+do {
+    let stats = try sidecar.proxyStats()
+    let shown = [
+        "listener.0.0.0.0_15001.downstream_cx_total", "listener.0.0.0.0_15006.downstream_cx_total",
+        "cluster.PassthroughCluster;.upstream_cx_total", "cluster.InboundPassthroughCluster;.upstream_cx_total",
+        "tcp.PassthroughCluster.downstream_cx_rx_bytes_total", "tcp.PassthroughCluster.downstream_cx_tx_bytes_total",
+        "tcp.InboundPassthroughCluster.downstream_cx_tx_bytes_total", "tcp.PassthroughCluster.downstream_cx_no_route",
+        "server.state", "server.concurrency", "server.memory_physical_size",
+    ]
+    for name in shown { print("    \(name): \(stats[name].map(String.init) ?? "(absent)")") }
+    let outboundCount = stats["listener.0.0.0.0_15001.downstream_cx_total"] ?? 0
+    let inboundCount = stats["listener.0.0.0.0_15006.downstream_cx_total"] ?? 0
+    report.check("three outbound connections counted on 15001 (IPv4, IPv6, hairpin)", "\(outboundCount)", outboundCount == 3)
+    report.check("two inbound connections counted on 15006 (peer, hairpin)", "\(inboundCount)", inboundCount == 2)
+} catch {
+    report.check("proxy stats readable", "\(error)", false)
+}
+
+print("\n5. Shutdown: SIGTERM to pilot-agent while the peer's request to the app takes 1.5 s")
+let slow = InFlightRequest {
+    attempt { try sidecar.peerRequest("/slow?ms=1500", to: Endpoint(PodLab.podIPv4, SidecarLab.appPort), timeout: .seconds(10)) }
+}
+usleep(300_000)
+let stopping = ContinuousClock.now
+let exitCode = sidecar.stopAgent(signal: SIGTERM)
+let inFlight = slow.wait()
+report.check("the in-flight request completed during the drain", "\(describe(inFlight.result)) after \(milliseconds(inFlight.took)) ms",
+             succeeded(inFlight.result, bodyContains: "request from 127.0.0.6"))
+report.check("pilot-agent drained and exited 0", "exit \(exitCode.map(String.init) ?? "none (still running)") after \(milliseconds(ContinuousClock.now - stopping)) ms",
+             exitCode == 0)
+
+print("")
+if report.failed.isEmpty {
+    sidecar.tearDown()
+    print("all \(report.passed) checks passed: capture, the proxy both ways, the hairpin, stats, and a clean drain")
+    exit(0)
+}
+print("\(report.failed.count) of \(report.passed + report.failed.count) checks failed: \(report.failed.joined(separator: "; "))")
+print("agent and proxy log:\n" + indented(sidecar.agentLog))
+sidecar.tearDown()
+exit(1)

@@ -5,7 +5,7 @@ import Glibc
 
 /// `Endpoint` as the socket API sees it: `sockaddr_in`/`sockaddr_in6` for bind, connect and sendto,
 /// back from `sockaddr_storage`, and conntrack's original destination of a redirected connection.
-/// Shared by sluice-init's validation probe and the lab's probes and servers.
+/// Shared by sluice-init's validation probe, sluice-proxy's forwarding and the lab's probes and servers.
 extension Endpoint {
     /// Calls `body` with this endpoint as a `sockaddr_in`/`sockaddr_in6` and its length.
     public func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {

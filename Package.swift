@@ -124,6 +124,8 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests", dependencies: ["Forwarding", "ProxyStats", "Sockets", "Capture", "PodLab", "Netfilter"],
             swiftSettings: [.unsafeFlags(["-O"])]),
+        // The whole sidecar: sluice-init, pilot-agent and sluice-proxy as built, in a pod and a peer netns.
+        .testTarget(name: "SidecarTests", dependencies: ["PodLab", "Capture", "Netfilter"]),
         .testTarget(name: "DataPlaneTests", dependencies: [
             "DataPlane", "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "PodLab",
         ] + nio),

@@ -97,7 +97,7 @@ let package = Package(
         ]),
         // The data plane: admin API, HTTP route listeners, drain and lifecycle around the forwarding engine.
         .target(name: "DataPlane", dependencies: [
-            "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "Capture", "Sockets",
+            "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "Capture", "Sockets", "CSockets",
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
         .executableTarget(name: "sluice-proxy", dependencies: ["DataPlane"]),

@@ -271,7 +271,7 @@ public struct ProxyLogHandler: LogHandler {
             let gettid = unsafeBitCast(symbol, to: (@convention(c) () -> pid_t).self)
             return { Int(gettid()) }
         }
-        return { Int(bitPattern: UInt(bitPattern: Int(bitPattern: pthread_self()))) }
+        return { Int(bitPattern: pthread_self()) }
     }()
 }
 

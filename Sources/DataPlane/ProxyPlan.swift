@@ -15,9 +15,6 @@ public struct ProxyPlan: Sendable {
     public var tagExtractors: [TagExtractor]
     public var workers: Int
 
-    /// Envoy's tcp_proxy idle_timeout when the bootstrap leaves it out.
-    public static let defaultIdleTimeout: Duration = .seconds(3600)
-
     public static func make(
         bootstrap: ProxyBootstrap, commandLine: ProxyCommandLine, hostCores: Int
     ) throws(ConfigError) -> ProxyPlan {
@@ -58,17 +55,10 @@ public struct ProxyPlan: Sendable {
         _ listener: ListenerConfig, _ tcpProxy: TCPProxyConfig, index: Int, bootstrap: ProxyBootstrap
     ) throws(ConfigError) -> ForwardingListener {
         let path = "static_resources.listeners[\(index)] (\(listener.name))"
-        guard let cluster = bootstrap.cluster(named: tcpProxy.cluster) else {
-            throw ConfigError("\(path): tcp_proxy cluster \"\(tcpProxy.cluster)\" is not defined in static_resources.clusters")
-        }
-        guard cluster.discovery == .originalDestination else {
-            throw ConfigError("\(path): tcp_proxy to cluster \"\(cluster.name)\", which is not ORIGINAL_DST; "
+        // The parser has already checked that the cluster exists.
+        guard let cluster = bootstrap.cluster(named: tcpProxy.cluster), cluster.discovery == .originalDestination else {
+            throw ConfigError("\(path): tcp_proxy to cluster \"\(tcpProxy.cluster)\", which is not ORIGINAL_DST; "
                 + "sluice-proxy forwards tcp_proxy listeners only to their connections' original destinations")
-        }
-        let idleTimeout: Duration? = switch tcpProxy.idleTimeout {
-        case nil: defaultIdleTimeout
-        case let timeout? where timeout == .zero: nil   // 0s disables it, as in Envoy
-        case let timeout?: timeout
         }
         return ForwardingListener(
             name: listener.name, statName: listener.statName, addresses: listener.addresses,
@@ -78,7 +68,8 @@ public struct ProxyPlan: Sendable {
             cluster: ForwardingCluster(
                 name: cluster.name, statName: cluster.statName, connectTimeout: cluster.connectTimeout,
                 sourceAddresses: cluster.sourceAddresses, maxConnections: cluster.maxConnections),
-            idleTimeout: idleTimeout)
+            // The parser turns a missing idle_timeout into Envoy's one hour, and "0s" into none.
+            idleTimeout: tcpProxy.idleTimeout)
     }
 
     static func statsInclusion(_ matcher: MatcherSpec) throws(ConfigError) -> StatsInclusion {

@@ -136,14 +136,20 @@ public final class ProxyServer: ProxyControl {
         }
     }
 
+    /// Static clusters with the per-host counters of the HTTP listeners that route to them (a cluster
+    /// served by two listeners sums both). ORIGINAL_DST clusters list no hosts: Envoy shows the
+    /// destinations it holds hosts for, sluice-proxy keeps none per destination; their totals are in
+    /// `/stats` under `cluster.<name>.`.
     public func clusterStatuses() -> [ClusterStatus] {
-        bootstrap.clusters.map { cluster in
+        let perListener = mutable.withLock { $0.httpListeners.map { $0.hostStatuses() } }
+        return bootstrap.clusters.map { cluster in
             var status = ClusterStatus(cluster)
-            let scope = "cluster.\(cluster.statName)."
-            if cluster.discovery == .originalDestination, stats.counter(scope + "upstream_cx_total").value > 0 {
-                // Envoy lists the original destinations it holds hosts for; sluice-proxy keeps no
-                // per-destination hosts, so it shows the cluster's totals only.
-                status.hosts = []
+            status.hosts = status.hosts.map { host in
+                var merged = host
+                for statuses in perListener {
+                    if let seen = statuses[cluster.name], seen.address == host.address { merged.stats = merged.stats + seen.stats }
+                }
+                return merged
             }
             return status
         }

@@ -1,3 +1,4 @@
+import CSockets
 import DataPlaneConfig
 import Logging
 import Synchronization
@@ -86,9 +87,11 @@ public enum SluiceProxyCommand {
         }
     }
 
-    /// Envoy's default worker count: the host's online cores (`std::thread::hardware_concurrency`).
+    /// The default worker count: the cores this process may run on. Envoy counts every core unless
+    /// given --cpuset-threads; following the affinity mask always is what a pinned container wants.
     private static func hostCores() -> Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let available = Int(sluice_available_cpus())
+        return available > 0 ? available : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
     private final class SignalContext {

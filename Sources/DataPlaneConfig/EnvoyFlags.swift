@@ -21,6 +21,10 @@ struct EnvoyFlag: Sendable {
         case ignored(String)
         /// Accepted and ignored with a warning, because the user would expect it to change something.
         case warned(String)
+        /// Refused with this reason: doing nothing would mislead.
+        case refused(String)
+        /// TCLAP's `--`/`--ignore_rest`: the arguments after it are not read.
+        case endsFlags
     }
 
     let name: String
@@ -106,9 +110,10 @@ enum EnvoyFlags {
         flag("--stats-tag", .repeatableValue("name:value"),
              .warned("universal stats tags are not added; set stats_config.stats_tags in the bootstrap")),
 
-        // --- Refused (see ProxyCommandLine.parse) ---
-        flag("--hot-restart-version", .switchFlag, .ignored("refused: there is no hot restart")),
-        flag("--ignore_rest", short: "--", .switchFlag, .ignored("ends the flags; the rest is ignored")),
+        // --- Refused: Envoy prints a version for hot restart compatibility checks and exits ---
+        flag("--hot-restart-version", .switchFlag,
+             .refused("sluice-proxy has no hot restart, so there is no compatibility version to print")),
+        flag("--ignore_rest", short: "--", .switchFlag, .endsFlags),
     ]
 
     private static func flag(

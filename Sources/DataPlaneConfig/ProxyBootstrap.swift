@@ -113,7 +113,7 @@ public struct ClusterConfig: Sendable {
         sourceAddresses: [IPAddress] = [], maxConnections: Int? = nil, http2: Bool = false
     ) {
         self.name = name
-        self.statName = statName ?? name
+        self.statName = statName ?? EnvoyStatNames.cluster(name: name, altStatName: nil)
         self.discovery = discovery
         self.connectTimeout = connectTimeout
         self.sourceAddresses = sourceAddresses

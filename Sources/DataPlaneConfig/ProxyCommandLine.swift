@@ -75,7 +75,7 @@ public struct ProxyCommandLine: Sendable, Equatable {
                 commandLine.warnings.append(skipUnknownFlag(name, inlineValue: inlineValue, arguments, &index))
                 continue
             }
-            if flag.name == "--ignore_rest" {
+            if flag.effect == .endsFlags {
                 let rest = arguments[index...]
                 if !rest.isEmpty {
                     commandLine.warnings.append(
@@ -83,7 +83,11 @@ public struct ProxyCommandLine: Sendable, Equatable {
                 }
                 break
             }
-            if case .repeatableValue = flag.kind {} else if given.contains(flag.name) {
+            if case .refused(let why) = flag.effect {
+                throw ConfigError("\(name): \(why)")
+            }
+            let repeatable = if case .repeatableValue = flag.kind { true } else { false }
+            if !repeatable, given.contains(flag.name) {
                 throw ConfigError("\(flag.spelling): given more than once; Envoy accepts it once")
             }
             given.insert(flag.name)
@@ -182,9 +186,6 @@ public struct ProxyCommandLine: Sendable, Equatable {
         case "--service-node": serviceNode = value
         case "--service-zone": serviceZone = value
         case "--admin-address-path": adminAddressPath = value
-        case "--hot-restart-version":
-            throw ConfigError(
-                "--hot-restart-version: sluice-proxy has no hot restart, so there is no compatibility version to print")
         case "--base-id", "--file-flush-interval-msec", "--file-flush-min-size-kb":
             _ = try Self.unsigned32(value, flag: name, meaning: "a whole number")
         case "--restart-epoch":
@@ -211,7 +212,8 @@ public struct ProxyCommandLine: Sendable, Equatable {
 
     private static func reason(_ flag: EnvoyFlag) -> String {
         switch flag.effect {
-        case .honoured(let text), .ignored(let text), .warned(let text): text
+        case .honoured(let text), .ignored(let text), .warned(let text), .refused(let text): text
+        case .endsFlags: ""
         }
     }
 
@@ -264,8 +266,7 @@ public struct ProxyCommandLine: Sendable, Equatable {
         text += "\nAccepted for Envoy compatibility, with no effect:\n"
         for flag in EnvoyFlags.all {
             switch flag.effect {
-            case .ignored(let why) where flag.name != "--hot-restart-version" && flag.name != "--ignore_rest",
-                .warned(let why):
+            case .ignored(let why), .warned(let why):
                 var left = "  " + flag.name
                 switch flag.kind {
                 case .value(let placeholder), .repeatableValue(let placeholder): left += " <\(placeholder)>"

@@ -92,16 +92,20 @@ import Testing
             Issue.record("expected an inclusion list, got \(stats.matcher)")
             return
         }
-        #expect(patterns.count == 13)
+        // Istio's 13, and the 4 for the standalone capture listeners (after Istio's prefixes).
+        #expect(patterns.count == 17)
         #expect(patterns[0] == PatternSpec(
             kind: .prefix, value: "reporter=", ignoreCase: false,
             path: "stats_config.stats_matcher.inclusion_list.patterns[0].prefix"))
         #expect(patterns[6] == PatternSpec(
-            kind: .suffix, value: "rbac.allowed", ignoreCase: false,
-            path: "stats_config.stats_matcher.inclusion_list.patterns[6].suffix"))
+            kind: .prefix, value: "listener.", ignoreCase: false,
+            path: "stats_config.stats_matcher.inclusion_list.patterns[6].prefix"))
         #expect(patterns[10] == PatternSpec(
+            kind: .suffix, value: "rbac.allowed", ignoreCase: false,
+            path: "stats_config.stats_matcher.inclusion_list.patterns[10].suffix"))
+        #expect(patterns[14] == PatternSpec(
             kind: .regex, value: #"vhost\..*\.route\..*"#, ignoreCase: false,
-            path: "stats_config.stats_matcher.inclusion_list.patterns[10].safe_regex.regex"))
+            path: "stats_config.stats_matcher.inclusion_list.patterns[14].safe_regex.regex"))
         #expect(patterns.map(\.value).contains("server"))
     }
 

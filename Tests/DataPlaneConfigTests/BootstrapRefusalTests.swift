@@ -149,8 +149,8 @@ import Testing
                     + " keep one"),
         Refusal(edit: { $0.appending("stats_config.stats_tags", ["tag_name": "cluster_name", "fixed_value": "x"]) },
                 message: "stats_config.stats_tags[16].tag_name: tag 'cluster_name' is specified twice; keep one"),
-        Refusal(edit: { $0.setting("stats_config.stats_matcher.inclusion_list.patterns[10].ignore_case", to: true) },
-                message: "stats_config.stats_matcher.inclusion_list.patterns[10].ignore_case: has no effect on safe_regex;"
+        Refusal(edit: { $0.setting("stats_config.stats_matcher.inclusion_list.patterns[14].ignore_case", to: true) },
+                message: "stats_config.stats_matcher.inclusion_list.patterns[14].ignore_case: has no effect on safe_regex;"
                     + " write the case into the regex"),
         Refusal(edit: { $0.setting("static_resources.clusters", to: [:]) },
                 message: "static_resources.clusters: expected a list, found an object"),

@@ -3,6 +3,7 @@ import Capture
 import ConfigFormats
 import DataPlane
 import DataPlaneConfig
+import NIOCore
 import NIOPosix
 import ProxyStats
 import Synchronization
@@ -12,7 +13,8 @@ import Testing
 /// `dead` (a port nothing listens on), `empty` (no endpoints), with `extraRoutes` and
 /// `extraClusters` spliced in for the error cases.
 func routeBootstrapJSON(
-    listenerHost: String = "127.0.0.1", upstreamPort: Int, deadPort: Int,
+    listenerHost: String = "127.0.0.1", listenerPort: Int = 0, additionalListenerHost: String? = nil,
+    upstreamPort: Int, deadPort: Int,
     extraRoutes: String = "", extraClusters: String = "", extraVirtualHosts: String = ""
 ) -> String {
     func staticCluster(_ name: String, port: Int) -> String {
@@ -34,7 +36,8 @@ func routeBootstrapJSON(
           \(extraClusters)
         ],
         "listeners": [
-          {"name": "http_test", "address": {"socket_address": {"address": "\(listenerHost)", "port_value": 0}},
+          {"name": "http_test", "address": {"socket_address": {"address": "\(listenerHost)", "port_value": \(listenerPort)}},
+           \(additionalListenerHost.map { #""additional_addresses": [{"address": {"socket_address": {"address": "\#($0)", "port_value": \#(listenerPort)}}}],"# } ?? "")
            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
              "stat_prefix": "routetest",
@@ -101,6 +104,45 @@ func send(_ method: String = "GET", to endpoint: Endpoint, _ target: String, hea
         group: MultiThreadedEventLoopGroup.singleton)
 }
 
+/// What a raw keep-alive HTTP/1.1 client saw: the bytes, and whether the server closed the connection.
+final class RawExchange: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let state = Mutex<(bytes: [UInt8], closed: Bool)>(([], false))
+
+    var text: String { state.withLock { String(decoding: $0.bytes, as: UTF8.self) } }
+    var closedByServer: Bool { state.withLock { $0.closed } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        state.withLock { $0.bytes += bytes }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        state.withLock { $0.closed = true }
+    }
+
+    /// Sends `GET target` without `Connection: close`, then watches for `wait` (or until the server
+    /// closes). Returns what arrived and whether the server had closed before the client did.
+    static func send(to endpoint: Endpoint, _ target: String, wait: Duration) async throws -> (text: String, closedByServer: Bool) {
+        let exchange = RawExchange()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(exchange) }
+            }
+            .connect(host: endpoint.address.description, port: Int(endpoint.port)).get()
+        let request = "GET \(target) HTTP/1.1\r\nHost: test\r\n\r\n"
+        try await channel.writeAndFlush(channel.allocator.buffer(string: request)).get()
+        let deadline = ContinuousClock.now + wait
+        while !exchange.closedByServer, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let result = (exchange.text, exchange.closedByServer)
+        try? await channel.close()
+        return result
+    }
+}
+
 @Suite("HTTP route listener")
 struct HTTPRouteListenerTests {
     struct Running {
@@ -118,11 +160,15 @@ struct HTTPRouteListenerTests {
         }
     }
 
-    func start(listenerHost: String = "127.0.0.1", draining: Bool = false) async throws -> Running {
+    func start(
+        listenerHost: String = "127.0.0.1", listenerPort: Int = 0, additionalListenerHost: String? = nil,
+        draining: Bool = false
+    ) async throws -> Running {
         let seen = RequestLog()
         let upstream = try await startUpstream(seen: seen)
         let bootstrap = try parseBootstrap(routeBootstrapJSON(
-            listenerHost: listenerHost, upstreamPort: upstream.port, deadPort: try await unusedPort()))
+            listenerHost: listenerHost, listenerPort: listenerPort, additionalListenerHost: additionalListenerHost,
+            upstreamPort: upstream.port, deadPort: try await unusedPort()))
         let stats = StatsStore()
         let listener = try await HTTPRouteListener.start(
             listener: bootstrap.listeners[0], bootstrap: bootstrap, stats: stats,
@@ -254,6 +300,21 @@ struct HTTPRouteListenerTests {
         #expect(local.headers["connection"] == "close")
     }
 
+    @Test func drainingClosesKeepAliveConnectionsAfterTheResponse() async throws {
+        let live = try await start()
+        defer { Task { await live.stop() } }
+        let kept = try await RawExchange.send(to: live.endpoint, "/stats/prometheus", wait: .milliseconds(300))
+        #expect(kept.text.hasPrefix("HTTP/1.1 200"))
+        #expect(!kept.closedByServer)
+
+        let draining = try await start(draining: true)
+        defer { Task { await draining.stop() } }
+        let closed = try await RawExchange.send(to: draining.endpoint, "/stats/prometheus", wait: .seconds(5))
+        #expect(closed.text.hasPrefix("HTTP/1.1 200"))
+        #expect(closed.text.lowercased().contains("\r\nconnection: close\r\n"))
+        #expect(closed.closedByServer)
+    }
+
     @Test func servesOnIPv6Loopback() async throws {
         let running = try await start(listenerHost: "::1")
         defer { Task { await running.stop() } }
@@ -262,6 +323,20 @@ struct HTTPRouteListenerTests {
         #expect(response.status == 200)
         #expect(running.statName == "[__1]_0")
         #expect(running.stats.counter("listener.[__1]_0.downstream_cx_total").value == 1)
+    }
+
+    @Test func bindsBothFamiliesOnOnePortAsEnvoyDoes() async throws {
+        // 0.0.0.0:p and [::]:p together need IPV6_V6ONLY on the IPv6 socket.
+        let port = try await unusedPort()
+        let running = try await start(listenerHost: "0.0.0.0", listenerPort: port, additionalListenerHost: "::")
+        defer { Task { await running.stop() } }
+        #expect(running.listener.boundAddresses == [
+            Endpoint(IPAddress("0.0.0.0")!, UInt16(port)), Endpoint(IPAddress("::")!, UInt16(port)),
+        ])
+        for loopback in ["127.0.0.1", "::1"] {
+            let response = try await send(to: Endpoint(IPAddress(loopback)!, UInt16(port)), "/stats/prometheus")
+            #expect(response.status == 200)
+        }
     }
 
     @Test func stopAcceptingRefusesNewConnections() async throws {

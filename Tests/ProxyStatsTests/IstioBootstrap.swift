@@ -98,13 +98,19 @@ private func occurrences(of needle: String, in text: String) -> Int {
         }
     }
 
-    @Test func inclusionListIsTheOneTheAgentWrites() throws {
+    /// The agent's standalone bootstrap keeps Istio's list and adds these for its own capture listeners.
+    static let sluiceCapturePrefixes = ["listener.", "tcp.", "cluster.PassthroughCluster;", "cluster.InboundPassthroughCluster;"]
+
+    @Test func inclusionListIsIstiosPlusTheCaptureListeners() throws {
         let whole = try #require(IstioBootstrap.snapshotText())
         // Route matchers elsewhere in the bootstrap also use "prefix"; count only the matcher's.
         let snapshot = try #require(whole.split(separator: #""stats_matcher":"#).dropFirst().first.map(String.init))
         let patternCount = occurrences(of: #""prefix":"#, in: snapshot) + occurrences(of: #""suffix":"#, in: snapshot)
             + occurrences(of: #""safe_regex":"#, in: snapshot)
-        #expect(patternCount == IstioBootstrap.inclusionPatterns.count)
+        #expect(patternCount == IstioBootstrap.inclusionPatterns.count + Self.sluiceCapturePrefixes.count)
+        for prefix in Self.sluiceCapturePrefixes {
+            #expect(snapshot.contains(#""prefix": "# + jsonLiteral(prefix)), "\(prefix)")
+        }
         for pattern in IstioBootstrap.inclusionPatterns {
             #expect(snapshot.contains(jsonLiteral(pattern.key) + ": " + jsonLiteral(pattern.value)), "\(pattern.value)")
         }

@@ -36,4 +36,7 @@ ssize_t sluice_splice(int from_fd, int to_fd, size_t length);
 /// A non-blocking, close-on-exec eventfd counter, to wake an epoll loop from another thread.
 int sluice_eventfd(void);
 
+/// CPUs this process may run on (its affinity mask), or -1 when the kernel will not say.
+int sluice_available_cpus(void);
+
 #endif

@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(name: "SidecarTests", dependencies: ["PodLab", "Capture", "Netfilter"]),
         .testTarget(name: "DataPlaneTests", dependencies: [
             "DataPlane", "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "PodLab",
+            .product(name: "Logging", package: "swift-log"),
         ] + nio),
     ]
 )

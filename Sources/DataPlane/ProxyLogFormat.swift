@@ -1,3 +1,4 @@
+import ConfigFormats
 import DataPlaneConfig
 
 /// One log line before formatting.
@@ -71,7 +72,8 @@ public struct ProxyLogFormat: Sendable {
     /// Envoy's default. Envoy refuses both at once, and so does this.
     public static func resolve(commandLine: ProxyCommandLine, bootstrap: ProxyBootstrap?) throws(ConfigError) -> ProxyLogFormat {
         let fromFlag = commandLine.logFormat.flatMap { $0.isEmpty ? nil : $0 }
-        let fromBootstrap = bootstrap?.applicationLogFormat.flatMap { $0.isEmpty ? nil : $0 }
+        var fromBootstrap = bootstrap?.applicationLogFormat.flatMap { $0.isEmpty ? nil : $0 }
+        if fromBootstrap == nil, let json = bootstrap?.applicationLogJSONFormat { fromBootstrap = try jsonPattern(json) }
         if fromFlag != nil, fromBootstrap != nil {
             throw makeConfigError(
                 "--log-format and application_log_config.log_format are both set; Envoy accepts only one of them: "
@@ -84,6 +86,32 @@ public struct ProxyLogFormat: Sendable {
             let source = fromFlag != nil ? "--log-format" : "application_log_config.log_format.text_format"
             throw makeConfigError("\(source): \(error.message)")
         }
+    }
+
+    /// application_log_config.log_format.json_format as one pattern, as Envoy turns it into one: each
+    /// value is a pattern of its own inside a JSON string (`%j` is the JSON-escaped message), keys in
+    /// the order written. The agent writes this when it logs as JSON, so both logs stay one JSON stream.
+    public static func jsonPattern(_ object: JSONObject) throws(ConfigError) -> String {
+        var members: [String] = []
+        for (key, value) in object {
+            guard let pattern = value.stringValue else {
+                throw makeConfigError("application_log_config.log_format.json_format.\(key): must be a string pattern")
+            }
+            members.append(quoted(key) + ":" + quoted(pattern))
+        }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    private static func quoted(_ text: String) -> String {
+        var result = "\""
+        for character in text {
+            switch character {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            default: result.append(character)
+            }
+        }
+        return result + "\""
     }
 
     /// The line, ending in a newline.

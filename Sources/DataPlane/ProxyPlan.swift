@@ -27,6 +27,9 @@ public struct ProxyPlan: Sendable {
             case .tcpProxy(let tcpProxy):
                 forwardingListeners.append(try forwardingListener(listener, tcpProxy, index: index, bootstrap: bootstrap))
             case .httpConnectionManager:
+                // Routes to clusters an HTTP listener cannot serve are configuration errors: found
+                // here, before anything binds (and by --mode validate).
+                _ = try HTTPRouteTable(listener: listener, bootstrap: bootstrap)
                 httpListeners.append(listener)
             }
         }

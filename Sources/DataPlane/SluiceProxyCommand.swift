@@ -27,7 +27,7 @@ public enum SluiceProxyCommand {
         do {
             commandLine = try ProxyCommandLine.parse(arguments)
         } catch {
-            printError("sluice-proxy: \(error.message)\n\n\(ProxyCommandLine.usage)")
+            printError("sluice-proxy: \(error.message) (sluice-proxy --help lists the flags)")
             return 2
         }
         switch commandLine.mode {

@@ -1,3 +1,4 @@
+import ConfigFormats
 import DataPlane
 import DataPlaneConfig
 import Logging
@@ -204,5 +205,16 @@ struct ProxyLogTests {
         #expect(WallClockTime(seconds: 1_709_618_828, nanoseconds: 1000).protobufTimestamp == "2024-03-05T06:07:08.000001Z")
         #expect(WallClockTime(seconds: 1_709_618_828).protobufTimestamp == "2024-03-05T06:07:08Z")
         #expect(fixedLogTime.httpDate == "Tue, 05 Mar 2024 06:07:08 GMT")
+    }
+}
+
+@Suite("json_format: the bootstrap's JSON log lines")
+struct ProxyLogJSONFormatTests {
+    @Test("json_format becomes one pattern, keys in order, the message JSON-escaped")
+    func jsonFormatPattern() throws {
+        let object: JSONObject = ["level": "%l", "scope": "envoy %n", "msg": "%j"]
+        #expect(try ProxyLogFormat.jsonPattern(object) == #"{"level":"%l","scope":"envoy %n","msg":"%j"}"#)
+        let bad: JSONObject = ["level": 3]
+        #expect(throws: ConfigError.self) { try ProxyLogFormat.jsonPattern(bad) }
     }
 }

@@ -56,6 +56,18 @@ extension JSONValue {
 
     private static func renderString(_ text: String, into output: inout String) {
         output += "\""
+        appendEscaped(text, to: &output)
+        output += "\""
+    }
+
+    /// `text` as the inside of a JSON string (RFC 8259 escapes; control characters as `\u00XX`).
+    public static func escapedStringContents(_ text: String) -> String {
+        var output = ""
+        appendEscaped(text, to: &output)
+        return output
+    }
+
+    private static func appendEscaped(_ text: String, to output: inout String) {
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""
@@ -71,6 +83,5 @@ extension JSONValue {
             default: output.unicodeScalars.append(scalar)
             }
         }
-        output += "\""
     }
 }

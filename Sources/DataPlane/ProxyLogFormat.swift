@@ -103,15 +103,7 @@ public struct ProxyLogFormat: Sendable {
     }
 
     private static func quoted(_ text: String) -> String {
-        var result = "\""
-        for character in text {
-            switch character {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            default: result.append(character)
-            }
-        }
-        return result + "\""
+        "\"" + JSONValue.escapedStringContents(text) + "\""
     }
 
     /// The line, ending in a newline.
@@ -212,22 +204,7 @@ public struct ProxyLogFormat: Sendable {
 
     /// Envoy's `%j`: the message as the inside of a JSON string.
     static func jsonEscaped(_ text: String) -> String {
-        var output = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case "\u{08}": output += "\\b"
-            case "\u{0C}": output += "\\f"
-            case _ where scalar.value < 0x20:
-                output += "\\u" + String(Int(scalar.value), radix: 16).leftPadded(to: 4)
-            default: output.unicodeScalars.append(scalar)
-            }
-        }
-        return output
+        JSONValue.escapedStringContents(text)
     }
 
     /// Envoy's `%_`: C-style escapes for control characters, so one message stays one line.

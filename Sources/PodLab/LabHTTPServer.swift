@@ -43,10 +43,10 @@ public final class LabHTTPServer: @unchecked Sendable {
         }
         sockets = opened
         for fd in opened {
-            let context = Unmanaged.passRetained(AcceptContext(server: self, fd: fd)).toOpaque()
+            let context = Unmanaged.passRetained(SocketContext(server: self, fd: fd)).toOpaque()
             var thread = pthread_t()
             pthread_create(&thread, nil, { context in
-                let accept = Unmanaged<AcceptContext>.fromOpaque(context!).takeRetainedValue()
+                let accept = Unmanaged<SocketContext>.fromOpaque(context!).takeRetainedValue()
                 accept.server.acceptLoop(accept.fd)
                 return nil
             }, context)
@@ -82,16 +82,8 @@ public final class LabHTTPServer: @unchecked Sendable {
         return fd
     }
 
-    private final class AcceptContext {
-        let server: LabHTTPServer
-        let fd: Int32
-        init(server: LabHTTPServer, fd: Int32) {
-            self.server = server
-            self.fd = fd
-        }
-    }
-
-    private final class ConnectionContext {
+    /// What a thread of this server works on: a listening socket or one connection.
+    private final class SocketContext {
         let server: LabHTTPServer
         let fd: Int32
         init(server: LabHTTPServer, fd: Int32) {
@@ -113,16 +105,16 @@ public final class LabHTTPServer: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
-            let context = Unmanaged.passRetained(ConnectionContext(server: self, fd: fd)).toOpaque()
+            let context = Unmanaged.passRetained(SocketContext(server: self, fd: fd)).toOpaque()
             var thread = pthread_t()
             if pthread_create(&thread, nil, { context in
-                let connection = Unmanaged<ConnectionContext>.fromOpaque(context!).takeRetainedValue()
+                let connection = Unmanaged<SocketContext>.fromOpaque(context!).takeRetainedValue()
                 connection.server.serve(connection.fd)
                 return nil
             }, context) == 0 {
                 pthread_detach(thread)
             } else {
-                Unmanaged<ConnectionContext>.fromOpaque(context).release()
+                Unmanaged<SocketContext>.fromOpaque(context).release()
                 close(fd)
             }
         }

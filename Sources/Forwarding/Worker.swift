@@ -127,14 +127,15 @@ final class Worker: @unchecked Sendable {
                 if events & (SLUICE_EPOLLERR | SLUICE_EPOLLHUP) != 0 { abort(connection, reason: "downstream closed while connecting") }
                 return
             }
-            relay(connection)
+            // Readable (or closed, or failed): bytes to move upstream. Writable: room for bytes from upstream.
+            relay(connection, toUpstream: events & ~SLUICE_EPOLLOUT != 0, toDownstream: events & SLUICE_EPOLLOUT != 0)
         case .upstream(let slot, let generation):
             guard let connection = connection(slot, generation) else { return }
             if !connection.connected {
                 finishConnect(connection)
                 return
             }
-            relay(connection)
+            relay(connection, toUpstream: events & SLUICE_EPOLLOUT != 0, toDownstream: events & ~SLUICE_EPOLLOUT != 0)
         }
     }
 
@@ -281,17 +282,19 @@ final class Worker: @unchecked Sendable {
         relay(connection)
     }
 
-    private func relay(_ connection: Connection) {
+    /// Moves what can move in the directions an event concerns (both when unsure): pumping a
+    /// direction whose source has nothing costs a system call for nothing, on every small request.
+    private func relay(_ connection: Connection, toUpstream pumpUp: Bool = true, toDownstream pumpDown: Bool = true) {
         let stats = connection.listener.stats
         connection.lastActivity = now
-        let upstreamOutcome = connection.toUpstream.pump(
+        let upstreamOutcome: RelayDirection.Outcome = pumpUp ? connection.toUpstream.pump(
             from: connection.downstream, to: connection.upstream, pool: &pool, budget: Self.pumpBudget,
             received: { stats.tcpReceivedBytes.increment(by: UInt64($0)) },
-            sent: { stats.upstreamSentBytes.increment(by: UInt64($0)) })
-        let downstreamOutcome = connection.toDownstream.pump(
+            sent: { stats.upstreamSentBytes.increment(by: UInt64($0)) }) : .waiting
+        let downstreamOutcome: RelayDirection.Outcome = pumpDown ? connection.toDownstream.pump(
             from: connection.upstream, to: connection.downstream, pool: &pool, budget: Self.pumpBudget,
             received: { stats.upstreamReceivedBytes.increment(by: UInt64($0)) },
-            sent: { stats.tcpSentBytes.increment(by: UInt64($0)) })
+            sent: { stats.tcpSentBytes.increment(by: UInt64($0)) }) : .waiting
         switch (upstreamOutcome, downstreamOutcome) {
         case (.sourceFailed, _), (_, .destinationFailed):
             // The downstream reset (or vanished): pass the reset to the upstream.

@@ -17,6 +17,10 @@
 //   httpload bulk HOST PORT --bytes N [--timeout S] [--uid U]
 //       One connection, `GET /bulk/N`, the body read and counted; throughput from the request to the
 //       last byte.
+//   httpload spin SECONDS
+//       Busy loop at SCHED_IDLE priority for SECONDS (a diagnostic): it keeps a CPU out of its idle state,
+//       and so out of the wake-up latency an idle vCPU costs, while taking CPU only when nothing else wants
+//       it.
 //
 // rate/max print one line of key=value pairs: rps (responses completed inside the measured window /
 // S), completed/unfinished/errors (of the requests due in the window), total_ok (every response,
@@ -32,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -670,19 +675,33 @@ static int run_bulk(const char *host, const char *port, unsigned long long bytes
     return 0;
 }
 
+static int run_spin(double seconds) {
+    if (seconds <= 0 || seconds > 7200) fail("spin needs SECONDS in 0-7200");
+    struct sched_param param = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &param) < 0) die("sched_setscheduler SCHED_IDLE");
+    uint64_t end = now_ns() + (uint64_t)(seconds * 1e9);
+    volatile uint64_t counter = 0;
+    while (now_ns() < end) {
+        for (int i = 0; i < 100000; i++) counter++;
+    }
+    return 0;
+}
+
 // ------------------------------------------------------------------------------------------------
 
 static void usage(void) {
     fputs("usage: httpload serve PORT [--threads N] [--delay-us D] [--uid U]\n"
           "       httpload rate HOST PORT --rate R --conns C --seconds S [--warmup W] [--drain D] [--uid U]\n"
           "       httpload max HOST PORT --conns C --seconds S [--warmup W] [--uid U]\n"
-          "       httpload bulk HOST PORT --bytes N [--timeout S] [--uid U]\n", stderr);
+          "       httpload bulk HOST PORT --bytes N [--timeout S] [--uid U]\n"
+          "       httpload spin SECONDS\n", stderr);
     exit(2);
 }
 
 int main(int argc, char **argv) {
     if (argc < 3) usage();
     const char *mode = argv[1];
+    if (!strcmp(mode, "spin")) return run_spin(atof(argv[2]));
     int positional = strcmp(mode, "serve") == 0 ? 1 : 2;
     if (argc < 2 + positional) usage();
     double rate = 0, seconds = 10, warmup = 1, drain = 5, timeout = 120;

@@ -527,21 +527,17 @@ class Bench:
         return agent, Relay("outbound" if pod_name.startswith("client") else "inbound", pid, forking=False)
 
     def proxy_stats(self, ns: str) -> dict[str, int]:
+        """The proxy's non-zero connection counters of the capture listeners and of every cluster."""
         status, body = in_netns(ns, lambda: http_get(15000, "/stats", timeout=2))
         if status != 200:
             return {}
-        wanted = ("listener.0.0.0.0_15001.downstream_cx_total", "listener.0.0.0.0_15006.downstream_cx_total",
-                  "cluster.PassthroughCluster.upstream_cx_total", "cluster.InboundPassthroughCluster.upstream_cx_total",
-                  "cluster.PassthroughCluster.upstream_cx_rx_bytes_total",
-                  "cluster.InboundPassthroughCluster.upstream_cx_rx_bytes_total")
         stats = {}
         for line in body.splitlines():
             name, _, value = line.partition(": ")
-            if name in wanted:
-                try:
-                    stats[name] = int(value)
-                except ValueError:
-                    pass
+            wanted = (name.startswith(("listener.0.0.0.0_15001.", "listener.0.0.0.0_15006.")) and name.endswith(".downstream_cx_total")
+                      and ".worker_" not in name) or (name.startswith("cluster.") and name.endswith(".upstream_cx_total"))
+            if wanted and value.strip().isdigit() and int(value) > 0:
+                stats[name] = int(value)
         return stats
 
     # -- one case --------------------------------------------------------------------------------
@@ -618,9 +614,10 @@ class Bench:
                 for ns, name in ((client, "client"), (server_ns, "server")):
                     stats = self.proxy_stats(ns)
                     result.setdefault("stats", {})[name] = stats
-                    log(f"    {name} proxy /stats: " + (", ".join(f"{k}={v}" for k, v in stats.items()) or "(none of the expected counters)"))
-                    if not stats:
-                        self.notes.append(f"{label}: the {name} pod's proxy /stats had none of the expected counters")
+                    log(f"    {name} proxy /stats: " + (", ".join(f"{k}={v}" for k, v in stats.items()) or "(no non-zero connection counters)"))
+                    listener = "listener.0.0.0.0_15001" if name == "client" else "listener.0.0.0.0_15006"
+                    if not stats.get(listener + ".downstream_cx_total"):
+                        self.notes.append(f"{label}: the {name} pod's proxy /stats shows no {listener}.downstream_cx_total")
             for agent in agents:
                 self.lab.stop(agent, grace=15)
             agents = []
@@ -717,6 +714,13 @@ class Bench:
             raise BenchError("the load generator's self-test failed: its figures cannot be trusted")
         if args.selftest:
             return
+        if args.keep_cpus_busy:
+            # In a namespace of the run, so proxy.sh's trap finds them even if this driver is killed; bounded
+            # by time as well (the run's own last-resort limit).
+            spin_ns = self.lab.netns("spin")
+            for index in range(os.cpu_count() or 1):
+                self.lab.spawn(spin_ns, [args.httpload, "spin", "3600"], f"spin-{index}.log")
+            log(f"\nDIAGNOSTIC: {os.cpu_count()} SCHED_IDLE spinners keep every CPU out of idle (--keep-cpus-busy)")
         if "b" in args.cases and args.skip_b:
             self.skipped["b"] = args.skip_b
             log(f"\nSKIP (b): {args.skip_b}")
@@ -837,6 +841,9 @@ class Bench:
             "CPU-seconds per 1,000 requests handled (warm-up included), outbound hop | inbound hop. Peak RSS: "
             "sluice-proxy's VmHWM; for socat the most PSS its listener and per-connection children held together "
             "(sampled every 0.2 s).")
+        if args.keep_cpus_busy:
+            log("DIAGNOSTIC run (--keep-cpus-busy): SCHED_IDLE spinners kept every CPU out of idle, so these latency "
+                "and CPU figures leave out what waking an idle vCPU costs; compare with a normal run, not with the targets.")
         rounds = len(self.results["a"])
         if rounds > 1:
             log(f"Every figure is the median over {rounds} rounds.")
@@ -911,6 +918,9 @@ def main():
                         help="(b): port of /healthz/ready in each pod: 15021 (default) is the proxy's route to the "
                              "agent, as a kubelet probes it; 15020 is the agent's own")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every case, order rotated; medians (default 1)")
+    parser.add_argument("--keep-cpus-busy", action="store_true",
+                        help="diagnostic: one SCHED_IDLE busy loop per CPU for the whole run, so no CPU idles; shows "
+                             "how much of the latency is the cost of waking idle (v)CPUs")
     parser.add_argument("--selftest", action="store_true", help="only run the load generator's self-test")
     parser.add_argument("--skip-selftest", action="store_true", help="skip the load generator's self-test")
     args = parser.parse_args()

@@ -49,6 +49,7 @@ final class ForwardingLab: Sendable {
         let stats = self.stats
         engine = try lab.pod.run(as: .proxy) {
             var logger = Logger(label: "forwarding-test")
+            // SLUICE_TEST_DEBUG=1 logs every connection the engine handles, for a failing test.
             if getenv("SLUICE_TEST_DEBUG") != nil { logger.logLevel = .trace }
             let engine = try ForwardingEngine(configuration: configuration, stats: stats, logger: logger)
             // Worker threads inherit this thread's namespace and file-system UID.

@@ -157,7 +157,7 @@ public final class SidecarLab: @unchecked Sendable {
         if done { return }
         // The proxy is the agent's child and would outlive a killed agent (and keep the namespace
         // alive): find it before the agent goes.
-        let children = Self.children(of: agent.pid)
+        let children = PodLab.childProcesses(of: agent.pid)
         agent.signal(SIGKILL)
         _ = agent.waitForExit(timeout: .seconds(5))
         for child in children { kill(child, SIGKILL) }
@@ -168,8 +168,18 @@ public final class SidecarLab: @unchecked Sendable {
         lab.tearDown()
     }
 
+}
+
+public struct LabFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) {
+        self.description = description
+    }
+}
+
+extension PodLab {
     /// Processes whose parent is `pid`, from /proc/<n>/stat.
-    public static func children(of pid: pid_t) -> [pid_t] {
+    public static func childProcesses(of pid: pid_t) -> [pid_t] {
         guard let directory = opendir("/proc") else { return [] }
         defer { closedir(directory) }
         var children: [pid_t] = []
@@ -183,12 +193,5 @@ public final class SidecarLab: @unchecked Sendable {
             if fields.count > 1, pid_t(fields[1]) == pid { children.append(candidate) }
         }
         return children
-    }
-}
-
-public struct LabFailure: Error, CustomStringConvertible {
-    public var description: String
-    public init(description: String) {
-        self.description = description
     }
 }

@@ -29,9 +29,11 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     deinit {
+        // The data plane is the agent's child and would outlive a killed agent: find it first.
+        let dataPlanes = process.map { PodLab.childProcesses(of: $0.pid) } ?? []
         process?.signal(SIGKILL)
+        for pid in dataPlanes { kill(pid, SIGKILL) }
         _ = process?.waitForExit(timeout: .seconds(5))
-        // The data plane is the agent's child; kill anything still holding the namespace's ports.
         _ = try? PodLab.runTool("rm", ["-rf", root], in: scratch.namespace)
     }
 

@@ -129,6 +129,13 @@ import Testing
         let unshare = try PodLab.systemExecutable("unshare")
         let wrapper = try harness.start(environment: try harness.environment(["SLUICE_TEST_DATAPLANE_ORPHANS": "3"]),
                                         wrapper: [unshare, "--pid", "--fork", "--kill-child"])
+        defer {
+            // --kill-child's parent-death signal does not survive the agent's switch to 1337, so the
+            // agent is killed itself: as PID 1 of its PID namespace, it takes the data plane with it.
+            for agent in childPIDs(of: wrapper.pid) { kill(agent, SIGKILL) }
+            wrapper.signal(SIGKILL)
+            _ = wrapper.waitForExit(timeout: .seconds(10))
+        }
         #expect(harness.waitUntilReady(), "\(harness.agentOutput)")
         let orphans = try #require(harness.dataPlaneEvents().first { $0["event"] == "orphans" }?["pids"]?.arrayValue)
         #expect(orphans.count == 3)
@@ -137,9 +144,6 @@ import Testing
         let agentPID = try #require(childPIDs(of: wrapper.pid).first)
         let zombies = childPIDs(of: agentPID).filter { state(of: $0) == "Z" }
         #expect(zombies.isEmpty, "zombies under the agent: \(zombies)")
-        // unshare --kill-child takes the agent (and with it the data plane) down when it dies.
-        wrapper.signal(SIGKILL)
-        _ = wrapper.waitForExit(timeout: .seconds(10))
     }
 
     private func childPIDs(of parent: pid_t) -> [pid_t] {

@@ -69,7 +69,7 @@ struct SidecarTests {
     func drainOnSIGTERM() throws {
         let lab = try Self.makeLab()
         defer { lab.tearDown() }
-        let proxies = SidecarLab.children(of: lab.agent.pid)
+        let proxies = PodLab.childProcesses(of: lab.agent.pid)
         #expect(proxies.count == 1)
 
         let finished = Mutex<LabHTTP.Response?>(nil)
@@ -117,7 +117,7 @@ struct SidecarTests {
         let stats = try lab.proxyStats()
         #expect(stats["listener_manager.total_listeners_active"] == 3)
 
-        let proxies = SidecarLab.children(of: lab.agent.pid)
+        let proxies = PodLab.childProcesses(of: lab.agent.pid)
         #expect(try LabHTTP.request("POST", "/quitquitquit", port: 15000, in: lab.lab.pod).body == "OK\n")
         // The data plane exited on its own: the agent follows it with the same (zero) status.
         #expect(lab.agent.waitForExit(timeout: .seconds(10)) == 0)

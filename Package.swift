@@ -43,12 +43,14 @@ let package = Package(
         .target(name: "Netfilter", dependencies: ["Capture", "Sockets", "CNetfilter", "CCapabilities"]),
         // Socket addresses as the socket API spells them, and conntrack's original destination.
         .target(name: "Sockets", dependencies: ["Capture"]),
+        // Small whole files as text (configuration, resolv.conf, procfs), read one way everywhere.
+        .target(name: "TextFiles"),
         // The sluice-init command: reads the environment, runs the pure pipeline, applies at the edge.
-        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter", "Sockets"]),
+        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter", "Sockets", "TextFiles"]),
         .executableTarget(name: "sluice-init", dependencies: ["SluiceInit"]),
         // A pod and a peer in network namespaces joined by veth, and probes that send real packets:
         // shared by the demo and the kernel tests.
-        .target(name: "PodLab", dependencies: ["Capture", "Netfilter", "Sockets"]),
+        .target(name: "PodLab", dependencies: ["Capture", "Netfilter", "Sockets", "TextFiles"]),
         .executableTarget(name: "sluice-demo", dependencies: ["SluiceInit", "PodLab", "Netfilter", "Capture"]),
 
         // --- The agent (pilot-agent) ---
@@ -63,7 +65,7 @@ let package = Package(
         .target(name: "AgentHTTP", dependencies: ["Capture"] + nio),
         // The status server on 15020: readiness, merged metrics, drain/quit, application probes.
         .target(name: "StatusServer", dependencies: [
-            "AgentHTTP",
+            "AgentHTTP", "TextFiles",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
@@ -75,7 +77,7 @@ let package = Package(
         // The agent: wires configuration, bootstrap, supervisor and status server into one ServiceGroup.
         .target(name: "Agent", dependencies: [
             "AgentConfig", "Bootstrap", "AgentHTTP", "StatusServer", "Supervisor", "SluiceInit", "ConfigFormats",
-            "Capture", "Netfilter", "Sockets", "CCapabilities",
+            "Capture", "Netfilter", "Sockets", "TextFiles", "CCapabilities",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ] + nio),
@@ -98,6 +100,7 @@ let package = Package(
         // The data plane: admin API, HTTP route listeners, drain and lifecycle around the forwarding engine.
         .target(name: "DataPlane", dependencies: [
             "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "Capture", "Sockets", "CSockets",
+            "TextFiles",
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
         .executableTarget(name: "sluice-proxy", dependencies: ["DataPlane"]),
@@ -116,9 +119,9 @@ let package = Package(
             "StatusServer", "AgentHTTP", "AgentConfig", "ConfigFormats", .product(name: "Logging", package: "swift-log"),
         ] + nio),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentConfig", "AgentHTTP", "Supervisor", "PodLab", "Netfilter"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentConfig", "AgentHTTP", "Supervisor", "PodLab", "Netfilter", "TextFiles"]),
         .testTarget(name: "DataPlaneConfigTests", dependencies: ["DataPlaneConfig", "ConfigFormats", "Capture"]),
-        .testTarget(name: "ProxyStatsTests", dependencies: ["ProxyStats"]),
+        .testTarget(name: "ProxyStatsTests", dependencies: ["ProxyStats", "TextFiles"]),
         // Optimised even in debug builds: the bulk tests hash 100 MB several times, which unoptimised
         // Swift does twenty times slower.
         .testTarget(

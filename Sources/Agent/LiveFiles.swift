@@ -1,5 +1,6 @@
 import AgentConfig
 import Glibc
+import TextFiles
 
 /// Files as they are on disk, for configuration resolution and the bootstrap's inputs.
 struct LiveFiles: AgentFileReader {
@@ -8,21 +9,13 @@ struct LiveFiles: AgentFileReader {
     }
 
     func contents(ofFile absolutePath: String) throws -> String? {
-        guard let file = fopen(absolutePath, "r") else {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw ReadError(description: "cannot read \(absolutePath): \(String(cString: strerror(errno)))")
+        do {
+            return try TextFile.read(absolutePath)
+        } catch where error.isMissing {
+            return nil
+        } catch {
+            throw ReadError(description: "cannot read \(error)")
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        // Configuration files are small; 64 MiB bounds a mistaken path to something huge.
-        while bytes.count < 64 << 20 {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        if ferror(file) != 0 { throw ReadError(description: "cannot read \(absolutePath): \(String(cString: strerror(errno)))") }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Writes `text` to `path` through a temporary file and a rename, so the data plane never reads a

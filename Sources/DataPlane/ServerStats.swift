@@ -1,4 +1,5 @@
 import ProxyStats
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -81,13 +82,8 @@ final class ServerStats: Sendable {
 
     /// Resident set size from /proc/self/statm (pages × page size); nil when unreadable.
     static func residentBytes() -> Int64? {
-        let fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        let fields = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: " ")
+        guard let statm = try? TextFile.read("/proc/self/statm") else { return nil }
+        let fields = statm.split(separator: " ")
         guard fields.count > 1, let pages = Int64(fields[1]) else { return nil }
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
     }

@@ -2,6 +2,7 @@ import CSockets
 import DataPlaneConfig
 import Logging
 import Synchronization
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,7 +45,7 @@ public enum SluiceProxyCommand {
         let plan: ProxyPlan
         let logLevels: ProxyLogLevels
         do {
-            bootstrap = try ProxyBootstrap.load(commandLine: commandLine, readFile: readTextFile)
+            bootstrap = try ProxyBootstrap.load(commandLine: commandLine) { path throws in try TextFile.read(path) }
             plan = try ProxyPlan.make(bootstrap: bootstrap, commandLine: commandLine, hostCores: hostCores())
             logLevels = try ProxyLogLevels(commandLine: commandLine)
             try ProxyLogging.bootstrap(commandLine: commandLine, bootstrap: bootstrap, levels: logLevels)
@@ -130,32 +131,7 @@ public enum SluiceProxyCommand {
         pthread_detach(thread)
     }
 
-    // MARK: - Files and output
-
-    static func readTextFile(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileReadError(path: path, code: errno) }
-        defer { close(fd) }
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        // A bootstrap is kilobytes; 64 MiB is a bound, not an expectation.
-        while contents.count < 64 << 20 {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileReadError(path: path, code: errno)
-            }
-            contents += chunk[0..<count]
-        }
-        return String(decoding: contents, as: UTF8.self)
-    }
-
-    struct FileReadError: Error, CustomStringConvertible {
-        var path: String
-        var code: Int32
-        var description: String { "\(path): \(String(cString: strerror(code)))" }
-    }
+    // MARK: - Output
 
     private static func printError(_ text: String) {
         var line = text

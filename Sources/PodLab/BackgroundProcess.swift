@@ -1,4 +1,5 @@
 import Netfilter
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,22 +81,6 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     /// Everything the process wrote so far.
     public func output() -> String {
-        PodLab.readTextFile(outputPath) ?? ""
-    }
-}
-
-extension PodLab {
-    /// A file's text, or nil when it cannot be opened (tests read logs and /proc with it).
-    public static func readTextFile(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        (try? TextFile.read(outputPath)) ?? ""
     }
 }

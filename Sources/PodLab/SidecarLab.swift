@@ -1,6 +1,7 @@
 import Capture
 import Netfilter
 import Synchronization
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -140,7 +141,7 @@ public final class SidecarLab: @unchecked Sendable {
         return stats
     }
 
-    public var agentLog: String { agent.output() ?? "" }
+    public var agentLog: String { agent.output() }
 
     /// Signals the agent and waits for its exit code (nil on timeout).
     public func stopAgent(signal: Int32 = SIGTERM, timeout: Duration = .seconds(20)) -> Int32? {
@@ -186,7 +187,7 @@ extension PodLab {
         for _ in 0..<1_000_000 {
             guard let entry = readdir(directory) else { break }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let candidate = pid_t(name), let stat = PodLab.readTextFile("/proc/\(name)/stat"),
+            guard let candidate = pid_t(name), let stat = try? TextFile.read("/proc/\(name)/stat"),
                   let close = stat.lastIndex(of: ")") else { continue }
             // After "pid (comm) state ": the parent's pid.
             let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Capture
 import Sockets
+import TextFiles
 import Netfilter
 
 /// The system as it is: NSS for users and groups, the file system for resolv.conf, and the kernel's
@@ -49,20 +50,8 @@ public struct LiveSystemFacts: SystemFacts {
     }
 
     public func resolvConf(at path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
         // resolv.conf is a few hundred bytes; the cap keeps a wrong path (a device, a huge file) harmless.
-        let limit = 1 << 20
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while contents.count < limit {
-            let count = retryingInterrupts { chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) } }
-            if count == 0 { break }
-            if count < 0 { return nil }
-            contents += chunk[0..<count]
-        }
-        return String(decoding: contents, as: UTF8.self)
+        try? TextFile.read(path, limit: 1 << 20)
     }
 
     public func interfaceAddresses() -> [IPAddress] {

@@ -1,3 +1,4 @@
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -19,15 +20,15 @@ struct ProcessStatsReader: Sendable {
     let procStatPath: String
 
     func read() -> ProcessStats? {
-        guard let stat = readSmallFile(procDirectory + "/stat") else { return nil }
+        guard let stat = try? TextFile.read(procDirectory + "/stat") else { return nil }
         let clockTicks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let pageSize = Int64(sysconf(Int32(_SC_PAGESIZE)))
-        let bootTime = readSmallFile(procStatPath).flatMap(Self.bootTime)
+        let bootTime = (try? TextFile.read(procStatPath)).flatMap(Self.bootTime)
         guard var stats = Self.parseStat(stat, clockTicks: clockTicks, pageSize: pageSize, bootTime: bootTime) else {
             return nil
         }
         stats.openFileDescriptors = countEntries(procDirectory + "/fd")
-        stats.maximumFileDescriptors = readSmallFile(procDirectory + "/limits").flatMap(Self.maximumOpenFiles)
+        stats.maximumFileDescriptors = (try? TextFile.read(procDirectory + "/limits")).flatMap(Self.maximumOpenFiles)
         return stats
     }
 
@@ -82,22 +83,6 @@ struct ProcessStatsReader: Sendable {
         // The directory stream itself holds one descriptor while we count.
         return max(0, count - 1)
     }
-}
-
-/// procfs files report a size of 0, so read until EOF; they are small.
-func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { return nil }
-    defer { close(descriptor) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while bytes.count < limit {
-        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        if count < 0, errno == EINTR { continue }
-        guard count > 0 else { break }
-        bytes += chunk[0..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 extension StringProtocol {

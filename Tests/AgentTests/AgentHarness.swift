@@ -2,6 +2,7 @@ import ConfigFormats
 import Glibc
 import Netfilter
 import PodLab
+import TextFiles
 import Testing
 
 /// One `pilot-agent proxy` in a network namespace of its own (so Istio's fixed ports are free), with a
@@ -94,7 +95,7 @@ final class AgentHarness: @unchecked Sendable {
 
     /// The data plane's events (`sluice-test-dataplane`'s JSON lines).
     func dataPlaneEvents() -> [JSONValue] {
-        guard let text = try? readFile(dataPlaneLog) else { return [] }
+        guard let text = try? TextFile.read(dataPlaneLog) else { return [] }
         return text.split(separator: "\n").compactMap { try? JSONValue.parse(json: String($0)) }
     }
 
@@ -109,9 +110,4 @@ func monotonicMilliseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-}
-
-func readFile(_ path: String) throws -> String {
-    guard let text = PodLab.readTextFile(path) else { throw SystemCallError(call: "fopen \(path)", errno: errno) }
-    return text
 }

@@ -1,6 +1,7 @@
 import ConfigFormats
 import Glibc
 import PodLab
+import TextFiles
 import Testing
 
 /// pilot-agent as a process, end to end: started as root in a namespace of its own, supervising the
@@ -14,13 +15,13 @@ import Testing
         #expect(early.status == 503, "\(harness.agentOutput)")
         #expect(harness.waitUntilReady(), "\(harness.agentOutput)")
 
-        let status = try readFile("/proc/\(agent.pid)/status")
+        let status = try TextFile.read("/proc/\(agent.pid)/status")
         #expect(status.contains("Uid:\t1337\t1337\t1337\t1337"))
         #expect(status.contains("CapEff:\t0000000000000000"))
         #expect(status.contains("CapBnd:\t0000000000000000"))
         #expect(status.contains("NoNewPrivs:\t1"))
 
-        let bootstrap = try JSONValue.parse(json: try readFile(harness.root + "/etc/istio/proxy/envoy-rev.json"))
+        let bootstrap = try JSONValue.parse(json: try TextFile.read(harness.root + "/etc/istio/proxy/envoy-rev.json"))
         #expect(bootstrap["node"]?["id"] == "sidecar~127.0.0.1~reviews-v1-abc.default~default.svc.cluster.local")
         let argv = try #require(harness.dataPlaneEvents().first { $0["event"] == "argv" }?["argv"]?.arrayValue)
         #expect(argv.prefix(5) == ["-c", .string(harness.root + "/etc/istio/proxy/envoy-rev.json"), "--drain-time-s", "45", "--drain-strategy"])
@@ -147,12 +148,12 @@ import Testing
     }
 
     private func childPIDs(of parent: pid_t) -> [pid_t] {
-        guard let text = try? readFile("/proc/\(parent)/task/\(parent)/children") else { return [] }
+        guard let text = try? TextFile.read("/proc/\(parent)/task/\(parent)/children") else { return [] }
         return text.split(separator: " ").compactMap { pid_t($0) }
     }
 
     private func state(of pid: pid_t) -> String? {
-        guard let text = try? readFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        guard let text = try? TextFile.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         return text[text.index(close, offsetBy: 2)...].split(separator: " ").first.map(String.init)
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import Netfilter
 import PodLab
+import TextFiles
 import Testing
 
 /// Bad input: one line naming the problem, a non-zero exit, and no data plane left behind.
@@ -85,7 +86,7 @@ import Testing
         let harness = try AgentHarness()
         let agent = try harness.start(["proxy", "--allow-root"], environment: try harness.environment(proxyConfig: ["terminationDrainDuration": "0.1s"]))
         #expect(harness.waitUntilReady(), "\(harness.agentOutput)")
-        let status = try readFile("/proc/\(agent.pid)/status")
+        let status = try TextFile.read("/proc/\(agent.pid)/status")
         #expect(status.contains("Uid:\t0\t0\t0\t0"))
         #expect(harness.agentOutput.contains("--allow-root"))
         agent.signal(SIGTERM)

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import ProxyStats
+import TextFiles
 
 /// The stats settings pilot-agent writes into the bootstrap (`stats_config` in
 /// Tests/BootstrapTests/Snapshots/sidecar-ipv4.json), as Swift values. `IstioBootstrapFixtureTests`
@@ -55,22 +56,8 @@ enum IstioBootstrap {
     static func snapshotText() -> String? {
         let testsDirectory = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
             .dropLast(2).joined(separator: "/")
-        return readTextFile(testsDirectory + "/BootstrapTests/Snapshots/sidecar-ipv4.json")
+        return try? TextFile.read(testsDirectory + "/BootstrapTests/Snapshots/sidecar-ipv4.json")
     }
-}
-
-/// Reads a small text file with stdio (no Foundation in this package).
-func readTextFile(_ path: String) -> String? {
-    guard let file = fopen(path, "r") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    for _ in 0..<256 {  // at most 16 MiB
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes += buffer[0..<count]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// A JSON string literal as the bootstrap renderer writes it (only `\` and `"` occur in these).

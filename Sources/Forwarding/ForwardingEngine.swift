@@ -47,7 +47,7 @@ public final class ForwardingEngine: Sendable {
             for address in config.addresses {
                 switch SocketCalls.listen(on: address, transparent: config.transparent) {
                 case .success(let fd):
-                    sockets.append(ListenSocket(fd: fd, listener: runtime, bound: SocketCalls.localEndpoint(fd) ?? address))
+                    sockets.append(ListenSocket(fd: fd, listener: runtime, bound: Endpoint.local(of: fd) ?? address))
                 case .failure(let failure):
                     closeBound()
                     let hint = failure.code == EPERM && config.transparent

@@ -90,25 +90,6 @@ enum SocketCalls {
         return value
     }
 
-    static func localEndpoint(_ fd: Int32) -> Endpoint? {
-        endpoint(fd, getsockname)
-    }
-
-    static func peerEndpoint(_ fd: Int32) -> Endpoint? {
-        endpoint(fd, getpeername)
-    }
-
-    private static func endpoint(
-        _ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
-    ) -> Endpoint? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) }
-        }
-        return status == 0 ? Endpoint(storage) : nil
-    }
-
     /// Closes with an RST instead of a FIN (SO_LINGER with a zero timeout), so the other end sees
     /// the reset the proxy saw.
     static func closeWithReset(_ fd: Int32) {

@@ -215,7 +215,7 @@ final class Worker: @unchecked Sendable {
             refuse(fd, listener: listener, reason: "cluster \(config.cluster.name) is at max_connections \(limit)")
             return
         }
-        let peer = config.originalSourceMark != nil ? SocketCalls.peerEndpoint(fd) : nil
+        let peer = config.originalSourceMark != nil ? Endpoint.remote(of: fd) : nil
         let source = peer?.address ?? config.cluster.sourceAddress(for: destination.address.family)
         stats.upstreamTotal.increment()
         let upstream: Int32
@@ -245,7 +245,7 @@ final class Worker: @unchecked Sendable {
         let events = SLUICE_EPOLLIN | SLUICE_EPOLLOUT | SLUICE_EPOLLRDHUP | SLUICE_EPOLLET
         _ = sluice_epoll_add(epoll, fd, events, Self.connectionToken(slot: slot, generation: connection.generation, upstream: false))
         _ = sluice_epoll_add(epoll, upstream, events, Self.connectionToken(slot: slot, generation: connection.generation, upstream: true))
-        logger.trace("\(config.name): \(SocketCalls.peerEndpoint(fd).map(String.init(describing:)) ?? "?") -> \(destination)")
+        logger.trace("\(config.name): \(Endpoint.remote(of: fd).map(String.init(describing:)) ?? "?") -> \(destination)")
     }
 
     /// A connection that never gets an upstream leg: counted as accepted and destroyed, closed with RST.
@@ -263,7 +263,7 @@ final class Worker: @unchecked Sendable {
            let original = Endpoint.originalDestination(of: fd, family: socket.bound.address.family) {
             return original
         }
-        return SocketCalls.localEndpoint(fd)
+        return Endpoint.local(of: fd)
     }
 
     // MARK: - Connecting and relaying

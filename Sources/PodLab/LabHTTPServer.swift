@@ -26,7 +26,7 @@ public final class LabHTTPServer: @unchecked Sendable {
     private let sockets: [Int32]
     private let received = Mutex<[Request]>([])
     private let stopped = Atomic<Bool>(false)
-    private var threads: [pthread_t] = []
+    private var acceptors: [LabThread] = []
 
     /// Listens on every endpoint inside `namespace`, as `owner` (the app's UID in a pod).
     public init(name: String, endpoints: [Endpoint], in namespace: NetworkNamespace, as owner: SocketOwner? = nil) throws {
@@ -35,23 +35,14 @@ public final class LabHTTPServer: @unchecked Sendable {
         var opened: [Int32] = []
         do {
             for endpoint in endpoints {
-                opened.append(try namespace.run(as: owner) { try Self.listen(on: endpoint) })
+                opened.append(try namespace.run(as: owner) { try Posix.listeningSocket(on: endpoint) })
             }
         } catch {
             for fd in opened { close(fd) }
             throw error
         }
         sockets = opened
-        for fd in opened {
-            let context = Unmanaged.passRetained(SocketContext(server: self, fd: fd)).toOpaque()
-            var thread = pthread_t()
-            pthread_create(&thread, nil, { context in
-                let accept = Unmanaged<SocketContext>.fromOpaque(context!).takeRetainedValue()
-                accept.server.acceptLoop(accept.fd)
-                return nil
-            }, context)
-            threads.append(thread)
-        }
+        acceptors = opened.map { fd in LabThread { self.acceptLoop(fd) } }
     }
 
     deinit { stop() }
@@ -62,34 +53,8 @@ public final class LabHTTPServer: @unchecked Sendable {
     public func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         for fd in sockets { shutdown(fd, Int32(SHUT_RDWR)) }
-        for thread in threads { pthread_join(thread, nil) }
+        for acceptor in acceptors { acceptor.join() }
         for fd in sockets { close(fd) }
-    }
-
-    private static func listen(on endpoint: Endpoint) throws -> Int32 {
-        let family = endpoint.address.family == .ipv4 ? AF_INET : AF_INET6
-        let fd = try Posix.call("socket for \(endpoint)") { socket(family, Posix.socketType(.tcp), 0) }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size)) }
-        do {
-            try Posix.call("bind \(endpoint)") { endpoint.withSocketAddress { bind(fd, $0, $1) } }
-            try Posix.call("listen \(endpoint)") { Glibc.listen(fd, 512) }
-        } catch {
-            close(fd)
-            throw error
-        }
-        return fd
-    }
-
-    /// What a thread of this server works on: a listening socket or one connection.
-    private final class SocketContext {
-        let server: LabHTTPServer
-        let fd: Int32
-        init(server: LabHTTPServer, fd: Int32) {
-            self.server = server
-            self.fd = fd
-        }
     }
 
     private func acceptLoop(_ listener: Int32) {
@@ -105,18 +70,7 @@ public final class LabHTTPServer: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
-            let context = Unmanaged.passRetained(SocketContext(server: self, fd: fd)).toOpaque()
-            var thread = pthread_t()
-            if pthread_create(&thread, nil, { context in
-                let connection = Unmanaged<SocketContext>.fromOpaque(context!).takeRetainedValue()
-                connection.server.serve(connection.fd)
-                return nil
-            }, context) == 0 {
-                pthread_detach(thread)
-            } else {
-                Unmanaged<SocketContext>.fromOpaque(context).release()
-                close(fd)
-            }
+            LabThread.detach { self.serve(fd) }
         }
     }
 
@@ -136,7 +90,7 @@ public final class LabHTTPServer: @unchecked Sendable {
         let requestLine = String(decoding: head.prefix { $0 != 13 }, as: UTF8.self)
         let parts = requestLine.split(separator: " ")
         let path = parts.count > 1 ? String(parts[1]) : "/"
-        guard let remote = Self.address(of: fd, peer: true), let local = Self.address(of: fd, peer: false) else { return }
+        guard let remote = Endpoint.remote(of: fd), let local = Endpoint.local(of: fd) else { return }
         received.withLock { $0.append(Request(path: path, remote: remote, local: local)) }
         if path.hasPrefix("/slow"), let value = path.split(separator: "=").last, let milliseconds = UInt32(value) {
             usleep(min(milliseconds, 30_000) * 1000)
@@ -149,14 +103,5 @@ public final class LabHTTPServer: @unchecked Sendable {
             guard sent > 0 else { return }
             pending = pending.dropFirst(sent)
         }
-    }
-
-    private static func address(of fd: Int32, peer: Bool) -> Endpoint? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
-        }
-        return status == 0 ? Endpoint(storage) : nil
     }
 }

@@ -16,38 +16,20 @@ public final class LabTCPRelay: @unchecked Sendable {
     private let listener: Int32
     private let namespace: NetworkNamespace
     private let stopped = Atomic<Bool>(false)
-    private var thread = pthread_t()
+    private var acceptor: LabThread?
 
     public init(front: Endpoint, backend: Endpoint, in namespace: NetworkNamespace) throws {
         self.front = front
         self.backend = backend
         self.namespace = namespace
-        listener = try namespace.run {
-            let fd = try Posix.call("socket for \(front)") {
-                socket(front.address.family == .ipv4 ? AF_INET : AF_INET6, Posix.socketType(.tcp), 0)
-            }
-            var on: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-            do {
-                try Posix.call("bind \(front)") { front.withSocketAddress { bind(fd, $0, $1) } }
-                try Posix.call("listen \(front)") { listen(fd, 128) }
-            } catch {
-                close(fd)
-                throw error
-            }
-            return fd
-        }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<LabTCPRelay>.fromOpaque(context!).takeRetainedValue().acceptLoop()
-            return nil
-        }, context)
+        listener = try namespace.run { try Posix.listeningSocket(on: front, backlog: 128) }
+        acceptor = LabThread { self.acceptLoop() }
     }
 
     public func stop() {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        pthread_join(thread, nil)
+        acceptor?.join()
         close(listener)
     }
 
@@ -99,33 +81,17 @@ public final class LabTCPRelay: @unchecked Sendable {
         }
     }
 
-    private final class Copy {
-        let from: Int32
-        let to: Int32
-        let pair: Pair
-        init(from: Int32, to: Int32, pair: Pair) {
-            self.from = from
-            self.to = to
-            self.pair = pair
-        }
-    }
-
     /// Copies until EOF and passes the FIN on.
     private static func spawnCopy(from: Int32, to: Int32, pair: Pair) {
-        let context = Unmanaged.passRetained(Copy(from: from, to: to, pair: pair)).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { context in
-            let copy = Unmanaged<Copy>.fromOpaque(context!).takeRetainedValue()
+        LabThread.detach {
             var buffer = [UInt8](repeating: 0, count: 16384)
             for _ in 0..<1_000_000 {
-                let count = recv(copy.from, &buffer, buffer.count, 0)
+                let count = recv(from, &buffer, buffer.count, 0)
                 guard count > 0 else { break }
-                guard buffer.withUnsafeBytes({ send(copy.to, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }) == count else { break }
+                guard buffer.withUnsafeBytes({ send(to, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }) == count else { break }
             }
-            shutdown(copy.to, Int32(SHUT_WR))
-            copy.pair.copyFinished()
-            return nil
-        }, context)
-        pthread_detach(thread)
+            shutdown(to, Int32(SHUT_WR))
+            pair.copyFinished()
+        }
     }
 }

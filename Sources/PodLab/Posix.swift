@@ -60,17 +60,32 @@ enum Posix {
     }
 }
 
-extension Endpoint {
-    /// `getsockname`/`getpeername`-style calls.
-    static func read(_ name: String, _ fd: Int32,
-                     _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> Endpoint? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        try withUnsafeMutablePointer(to: &storage) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                _ = try Posix.call(name) { call(fd, socketAddress, &length) }
-            }
+extension Posix {
+    /// A blocking TCP listening socket on `endpoint` (SO_REUSEADDR; IPv6 sockets IPv6-only, so `0.0.0.0`
+    /// and `::` on one port can both be bound), for the lab's servers.
+    static func listeningSocket(on endpoint: Endpoint, backlog: Int32 = 512) throws -> Int32 {
+        let family = endpoint.address.family == .ipv4 ? AF_INET : AF_INET6
+        let fd = try call("socket for \(endpoint)") { socket(family, socketType(.tcp), 0) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        if family == AF_INET6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size)) }
+        do {
+            try call("bind \(endpoint)") { endpoint.withSocketAddress { bind(fd, $0, $1) } }
+            try call("listen \(endpoint)") { listen(fd, backlog) }
+        } catch {
+            close(fd)
+            throw error
         }
-        return Endpoint(storage)
+        return fd
+    }
+}
+
+extension PodLab {
+    /// A blocking TCP listening socket on `endpoint`, created inside `namespace` as `owner`, for a
+    /// test's own servers (see `Posix.listeningSocket`).
+    public static func listeningSocket(
+        on endpoint: Endpoint, in namespace: NetworkNamespace, as owner: SocketOwner? = nil, backlog: Int32 = 512
+    ) throws -> Int32 {
+        try namespace.run(as: owner) { try Posix.listeningSocket(on: endpoint, backlog: backlog) }
     }
 }

@@ -248,8 +248,8 @@ private final class Engine: @unchecked Sendable {
         let fd = accept(listeningSocket, nil, nil)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        guard let local = try? Endpoint.read("getsockname", fd, getsockname),
-              let remote = try? Endpoint.read("getpeername", fd, getpeername) else { return true }
+        guard let local = Endpoint.local(of: fd),
+              let remote = Endpoint.remote(of: fd) else { return true }
         let arrival = Arrival(side: side, role: listener.role, transport: .tcp, local: local,
                               originalDestination: Endpoint.originalDestination(of: fd, family: local.address.family),
                               remote: remote)

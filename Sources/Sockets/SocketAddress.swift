@@ -54,6 +54,27 @@ extension Endpoint {
         self = endpoint
     }
 
+    /// The address `socket` is bound to (getsockname); nil when the kernel will not say.
+    public static func local(of socket: Int32) -> Endpoint? {
+        read(socket, getsockname)
+    }
+
+    /// The address `socket` is connected to (getpeername); nil when it is not connected.
+    public static func remote(of socket: Int32) -> Endpoint? {
+        read(socket, getpeername)
+    }
+
+    private static func read(
+        _ socket: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    ) -> Endpoint? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let status = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(socket, $0, &length) }
+        }
+        return status == 0 ? Endpoint(storage) : nil
+    }
+
     /// `SO_ORIGINAL_DST` (SOL_IP) / `IP6T_SO_ORIGINAL_DST` (SOL_IPV6) of an accepted TCP connection of
     /// `family`: conntrack's original destination, before a REDIRECT. Nil when the kernel has none (no
     /// NAT rule touched the connection, or no conntrack entry at all).

@@ -60,26 +60,26 @@ func succeeded(_ result: Result<LabHTTP.Response, any Error>, bodyContains text:
 }
 
 /// A request run on its own thread, to be in flight while the agent is stopped.
-final class InFlightRequest: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let outcome = Mutex<(result: Result<LabHTTP.Response, any Error>, took: Duration)?>(nil)
-    private let work: () -> Result<LabHTTP.Response, any Error>
+final class InFlightRequest: Sendable {
+    private final class Outcome: Sendable {
+        let value = Mutex<(result: Result<LabHTTP.Response, any Error>, took: Duration)?>(nil)
+    }
 
-    init(_ work: @escaping () -> Result<LabHTTP.Response, any Error>) {
-        self.work = work
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let request = Unmanaged<InFlightRequest>.fromOpaque(context!).takeRetainedValue()
+    private let outcome = Outcome()
+    private let thread: LabThread
+
+    init(_ work: @escaping @Sendable () -> Result<LabHTTP.Response, any Error>) {
+        let outcome = self.outcome
+        thread = LabThread {
             let start = ContinuousClock.now
-            let result = request.work()
-            request.outcome.withLock { $0 = (result, ContinuousClock.now - start) }
-            return nil
-        }, context)
+            let result = work()
+            outcome.value.withLock { $0 = (result, ContinuousClock.now - start) }
+        }
     }
 
     func wait() -> (result: Result<LabHTTP.Response, any Error>, took: Duration) {
-        pthread_join(thread, nil)
-        return outcome.withLock { $0! }
+        thread.join()
+        return outcome.value.withLock { $0! }
     }
 }
 

@@ -153,15 +153,6 @@ enum TestSocket {
         }
         return received
     }
-
-    static func endpoint(_ fd: Int32, peer: Bool) -> Endpoint? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
-        }
-        return status == 0 ? Endpoint(storage) : nil
-    }
 }
 
 /// A TCP server in a lab namespace: each connection is handed to `handler` on its own thread, with
@@ -173,27 +164,13 @@ final class TestServer: @unchecked Sendable {
     let arrivals = Mutex<[Arrival]>([])
     private let handler: @Sendable (Int32) -> Void
     private let stopped = Atomic<Bool>(false)
-    private var thread = pthread_t()
+    private var acceptor: LabThread?
 
     init(_ lab: PodLab, side: Side, at endpoint: Endpoint, handler: @escaping @Sendable (Int32) -> Void) throws {
         self.handler = handler
-        fd = try lab.namespace(side).run(as: side == .pod ? .app : nil) {
-            socket(endpoint.address.family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        }
-        guard fd >= 0 else { throw SocketFailure("socket") }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, 4)
-        if endpoint.address.family == .ipv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, 4) }
-        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 2048) == 0 else {
-            let failure = SocketFailure("bind/listen \(endpoint)")
-            close(fd)
-            throw failure
-        }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<TestServer>.fromOpaque(context!).takeRetainedValue().acceptLoop()
-            return nil
-        }, context)
+        fd = try PodLab.listeningSocket(
+            on: endpoint, in: lab.namespace(side), as: side == .pod ? .app : nil, backlog: 2048)
+        acceptor = LabThread { self.acceptLoop() }
     }
 
     private func acceptLoop() {
@@ -202,30 +179,19 @@ final class TestServer: @unchecked Sendable {
             let connection = accept(fd, nil, nil)
             if stopped.load(ordering: .relaxed) { if connection >= 0 { close(connection) }; return }
             guard connection >= 0 else { if errno == EINTR || errno == ECONNABORTED { continue } else { return } }
-            if let local = TestSocket.endpoint(connection, peer: false), let remote = TestSocket.endpoint(connection, peer: true) {
+            if let local = Endpoint.local(of: connection), let remote = Endpoint.remote(of: connection) {
                 arrivals.withLock { $0.append(Arrival(local: local, remote: remote)) }
             }
             TestSocket.setTimeouts(connection, seconds: 10)
             let handler = self.handler
-            let box = Unmanaged.passRetained(HandlerBox { handler(connection) }).toOpaque()
-            var worker = pthread_t()
-            pthread_create(&worker, nil, { box in
-                Unmanaged<HandlerBox>.fromOpaque(box!).takeRetainedValue().run()
-                return nil
-            }, box)
-            pthread_detach(worker)
+            LabThread.detach { handler(connection) }
         }
     }
 
     func stop() {
         stopped.store(true, ordering: .relaxed)
         shutdown(fd, Int32(SHUT_RDWR))
-        pthread_join(thread, nil)
+        acceptor?.join()
         close(fd)
     }
-}
-
-private final class HandlerBox {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
 }

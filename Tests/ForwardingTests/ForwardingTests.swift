@@ -28,7 +28,7 @@ struct ForwardingTests {
     /// Answers with the address it was reached at, then closes.
     static let reportLocal: @Sendable (Int32) -> Void = { fd in
         _ = try? TestSocket.receive(fd, exactly: 5)
-        let local = TestSocket.endpoint(fd, peer: false).map(String.init(describing:)) ?? "?"
+        let local = Endpoint.local(of: fd).map(String.init(describing:)) ?? "?"
         try? TestSocket.send(fd, local)
         close(fd)
     }

@@ -73,7 +73,7 @@ struct SidecarTests {
         #expect(proxies.count == 1)
 
         let finished = Mutex<LabHTTP.Response?>(nil)
-        let request = Thread {
+        let request = LabThread {
             finished.withLock { $0 = try? lab.peerRequest("/slow?ms=1200", to: Self.appOnPod, timeout: .seconds(10)) }
         }
         usleep(300_000)
@@ -129,7 +129,7 @@ struct SidecarTests {
         let lab = try Self.makeLab(proxyConfig: ["drainDuration": "\"2s\""])
         defer { lab.tearDown() }
         let longRequest = Mutex<Result<LabHTTP.Response, any Error>?>(nil)
-        let long = Thread {
+        let long = LabThread {
             let result = Result { try lab.peerRequest("/slow?ms=5000", to: Self.appOnPod, timeout: .seconds(10)) }
             longRequest.withLock { $0 = result }
         }
@@ -144,21 +144,4 @@ struct SidecarTests {
         #expect((try? outcome.get()) == nil, "the 5 s request outlived a 2 s drain")
         #expect(try lab.appRequest(to: SidecarLab.peerService).status == 200, "outbound is not drained by inboundonly")
     }
-}
-
-/// A body run on its own thread, joined by the test.
-final class Thread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: () -> Void
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<Thread>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, context)
-    }
-
-    func join() { pthread_join(thread, nil) }
 }

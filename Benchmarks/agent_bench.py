@@ -14,7 +14,6 @@ ratios use the figure the issue gives for it (about 40-50 MB resident, taken as 
 issue's targets (ready <= 150 ms, RSS <= 20 MB).
 """
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -24,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.dont_write_bytecode = True  # keep Benchmarks/ free of __pycache__
+from benchkit import BenchError, in_netns  # noqa: E402
 
 ISTIO_AGENT_RSS_MB = 45.0
 TARGET_READY_MS = 150.0
@@ -45,17 +47,6 @@ def get(path, port=15020, timeout=0.5):
         return None
 
 
-def in_netns(name):
-    """Enter netns `name` in this (single-threaded) process (setns via libc: os.setns needs Python 3.12)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-    finally:
-        os.close(fd)
-
-
 def start_agent(agent, dataplane, root, extra_env=None):
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -67,35 +58,20 @@ def start_agent(agent, dataplane, root, extra_env=None):
     return subprocess.Popen([agent, "proxy", "sidecar", "--root", root], env=env, stdout=log, stderr=log)
 
 
-def in_child(netns, work):
+def in_child(netns, work, timeout=300.0):
     """Runs `work(root)` in a forked child inside `netns` with a fresh root directory, so the parent
     never changes namespace; returns what `work` returned (JSON-serialisable), or None on failure."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        code = 1
+    def with_root():
+        root = tempfile.mkdtemp(prefix="sluice-agent-bench-")
+        os.chmod(root, 0o755)
         try:
-            in_netns(netns)
-            root = tempfile.mkdtemp(prefix="sluice-agent-bench-")
-            os.chmod(root, 0o755)
-            try:
-                result = work(root)
-            finally:
-                shutil.rmtree(root, ignore_errors=True)
-            os.write(write_end, json.dumps(result).encode())
-            code = 0
-        except Exception as error:  # reported by the parent as a failed run
-            os.write(2, f"agent_bench: {error!r}\n".encode())
+            return work(root)
         finally:
-            os._exit(code)
-    os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 4096):
-        data += chunk
-    os.close(read_end)
-    os.waitpid(child, 0)
-    return json.loads(data) if data else None
+            shutil.rmtree(root, ignore_errors=True)
+    try:
+        return in_netns(netns, with_root, timeout=timeout, label="agent_bench")
+    except BenchError:
+        return None
 
 
 def one_start(agent, dataplane, netns, deadline_s=10.0):

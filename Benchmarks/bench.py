@@ -31,6 +31,7 @@ import time
 sys.dont_write_bytecode = True  # keep Benchmarks/ free of __pycache__
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import istio_rules  # noqa: E402
+from benchkit import load_average  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -533,14 +534,6 @@ def exclude_cidrs(count: int) -> list[str]:
                                 if len(out) == count:
                                     return out
     raise BenchError(f"cannot make {count} CIDRs")
-
-
-def load_average() -> str:
-    """1/5/15-minute load: other work on a 2-core machine shows up directly in every figure."""
-    try:
-        return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def machine_line(sluice: str | None, nft: str, iptables: str) -> str:

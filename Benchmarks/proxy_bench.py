@@ -24,7 +24,6 @@ stream (median of --bulk-reps). For (b) and (c): each relay's CPU time (utime+st
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
@@ -39,8 +38,8 @@ import time
 
 sys.dont_write_bytecode = True
 
-CLONE_NEWNET = 0x40000000
-libc = ctypes.CDLL(None, use_errno=True)
+from benchkit import BenchError, in_netns, load_average  # noqa: E402 (after the bytecode switch)
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The same argv as CaptureConfig.injectorDefaultArguments (Sources/Capture/InjectorDefault.swift).
@@ -59,66 +58,12 @@ TARGET_VCPU_PER_1K_RPS = 0.1
 TARGET_RSS_MB = 20.0
 
 
-class BenchError(Exception):
-    pass
-
-
 def log(text: str = ""):
     print(text, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Namespaces and processes
-
-def enter_netns(name: str):
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-    finally:
-        os.close(fd)
-
-
-def in_netns(name: str, work, timeout: float = 10.0):
-    """Runs `work()` in a forked child inside netns `name` (the driver never changes namespace) and
-    returns its JSON-serialisable result; raises BenchError on failure or after `timeout` seconds."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        code = 1
-        try:
-            enter_netns(name)
-            data = json.dumps(work()).encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_end, view):]
-            code = 0
-        except BaseException as error:  # reported by the parent
-            os.write(2, f"proxy_bench: in {name}: {error!r}\n".encode())
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(child, signal.SIGKILL)
-                raise BenchError(f"a probe in {name} took longer than {timeout:g} s")
-            ready, _, _ = select.select([read_end], [], [], left)
-            if ready:
-                chunk = os.read(read_end, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    finally:
-        os.close(read_end)
-        _, status = os.waitpid(child, 0)
-    if status != 0:
-        raise BenchError(f"a probe in {name} failed (see above)")
-    return json.loads(b"".join(chunks))
-
 
 def http_get(port: int, path: str, timeout: float = 1.0):
     """One GET to 127.0.0.1:port in the current netns: (status, body) or (None, error)."""
@@ -864,14 +809,6 @@ def cpu_text(measured: dict) -> str:
         return ""
     return "; CPU " + ", ".join(f"{label} {c['seconds']:.2f} s = {c['per_1k']:.3f} s/1k req, {c['vcpu']:.3f} vCPU"
                                 for label, c in measured["cpu"].items() if c["per_1k"] is not None)
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return ""
 
 
 def machine_line(args) -> str:

@@ -13,7 +13,6 @@ public struct ProxyPlan: Sendable {
     public var adminAddress: Endpoint?
     public var statsInclusion: StatsInclusion
     public var tagExtractors: [TagExtractor]
-    public var workers: Int
 
     public static func make(
         bootstrap: ProxyBootstrap, commandLine: ProxyCommandLine, hostCores: Int
@@ -50,8 +49,7 @@ public struct ProxyPlan: Sendable {
             httpListeners: httpListeners,
             adminAddress: adminAddress,
             statsInclusion: try statsInclusion(bootstrap.stats.matcher),
-            tagExtractors: try tagExtractors(bootstrap.stats),
-            workers: workers)
+            tagExtractors: try tagExtractors(bootstrap.stats))
     }
 
     private static func forwardingListener(

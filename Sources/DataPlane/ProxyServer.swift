@@ -19,7 +19,6 @@ public final class ProxyServer: ProxyControl {
     public let stats: StatsStore
     public let logLevels: ProxyLogLevels
     public let startTime = WallClockTime.now()
-    let plan: ProxyPlan
 
     private let engine: ForwardingEngine
     private let group: MultiThreadedEventLoopGroup
@@ -33,17 +32,16 @@ public final class ProxyServer: ProxyControl {
         var healthCheckFailed = false
         var httpListeners: [HTTPRouteListener] = []
         var admin: HTTPServer?
-        var drainedHTTPListeners: Set<String> = []
+        var gracefullyDraining: Set<String> = []
         var drainTasks: [Task<Void, Never>] = []
     }
 
     private init(
-        bootstrap: ProxyBootstrap, commandLine: ProxyCommandLine, plan: ProxyPlan, stats: StatsStore,
+        bootstrap: ProxyBootstrap, commandLine: ProxyCommandLine, stats: StatsStore,
         logLevels: ProxyLogLevels, engine: ForwardingEngine, group: MultiThreadedEventLoopGroup
     ) {
         self.bootstrap = bootstrap
         self.commandLine = commandLine
-        self.plan = plan
         self.stats = stats
         self.logLevels = logLevels
         self.engine = engine
@@ -75,7 +73,7 @@ public final class ProxyServer: ProxyControl {
         // Admin and the HTTP listeners are light: one event loop serves them, as Envoy's main thread does.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = ProxyServer(
-            bootstrap: bootstrap, commandLine: commandLine, plan: plan, stats: stats, logLevels: logLevels,
+            bootstrap: bootstrap, commandLine: commandLine, stats: stats, logLevels: logLevels,
             engine: engine, group: group)
         do {
             for listener in plan.httpListeners {
@@ -96,10 +94,10 @@ public final class ProxyServer: ProxyControl {
             throw ProxyStartError("\(error)")
         }
         server.serverStats.started(
-            workers: plan.workers, listeners: bootstrap.listeners.count, clusters: bootstrap.clusters.count)
+            workers: plan.forwarding.workers, listeners: bootstrap.listeners.count, clusters: bootstrap.clusters.count)
         server.mutable.withLock { $0.state = .live }
         server.serverStats.update(state: server.reportedState)
-        server.logger.info("sluice-proxy is LIVE: \(bootstrap.listeners.count) listeners, \(plan.workers) workers")
+        server.logger.info("sluice-proxy is LIVE: \(bootstrap.listeners.count) listeners, \(plan.forwarding.workers) workers")
         return server
     }
 
@@ -169,7 +167,7 @@ public final class ProxyServer: ProxyControl {
         // that arrive while endpoints are still being removed are served), HTTP answers carry
         // `Connection: close`; then, unless skip_exit, the listeners stop and what is still open is
         // closed.
-        mutable.withLock { $0.drainedHTTPListeners.formUnion(names) }
+        mutable.withLock { $0.gracefullyDraining.formUnion(names) }
         guard !skipExit else { return }
         let drainTime = commandLine.drainTime
         let task = Task { [weak self] in
@@ -183,16 +181,20 @@ public final class ProxyServer: ProxyControl {
     }
 
     func isDraining(listener name: String) -> Bool {
-        mutable.withLock { $0.drainedHTTPListeners.contains(name) }
+        mutable.withLock { $0.gracefullyDraining.contains(name) }
     }
 
     private func stopListeners(_ names: Set<String>) {
+        let activeBefore = acceptingListenerCount
         engine.stopAccepting { names.contains($0.name) }
         let http = mutable.withLock { state in state.httpListeners.filter { names.contains($0.name) } }
         for listener in http { listener.stopAccepting() }
-        serverStats.listenersStopped(engine.acceptingListeners.count + mutable.withLock { state in
-            state.httpListeners.filter { !names.contains($0.name) && $0.isAccepting }.count
-        }, stopped: names.count)
+        let activeAfter = acceptingListenerCount
+        serverStats.listenersStopped(activeAfter, stopped: activeBefore - activeAfter)
+    }
+
+    private var acceptingListenerCount: Int {
+        engine.acceptingListeners.count + mutable.withLock { $0.httpListeners.filter(\.isAccepting).count }
     }
 
     // MARK: - Stopping

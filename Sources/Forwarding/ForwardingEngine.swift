@@ -12,14 +12,12 @@ import Glibc
 final class EngineShared: Sendable {
     let configuration: ForwardingConfiguration
     let listenSockets: [ListenSocket]
-    let ownPorts: Set<UInt16>
     let activeConnections = Atomic<Int>(0)
     let localAddresses = LocalAddressCache()
 
     init(configuration: ForwardingConfiguration, listenSockets: [ListenSocket]) {
         self.configuration = configuration
         self.listenSockets = listenSockets
-        self.ownPorts = configuration.ownPorts
     }
 }
 

@@ -206,7 +206,7 @@ final class Worker: @unchecked Sendable {
             refuse(fd, listener: listener, reason: "no original destination")
             return
         }
-        if shared.ownPorts.contains(destination.port), shared.localAddresses.isLocal(destination.address, now: now) {
+        if shared.configuration.ownPorts.contains(destination.port), shared.localAddresses.isLocal(destination.address, now: now) {
             refuse(fd, listener: listener, reason: "original destination \(destination) is this proxy's own listener; forwarding it would loop")
             return
         }

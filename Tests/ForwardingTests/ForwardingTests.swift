@@ -208,10 +208,8 @@ struct ForwardingTests {
     func upstreamRefused() throws {
         let lab = try ForwardingLab()
         defer { lab.tearDown() }
-        let fd = try TestSocket.connect(lab.lab, to: Self.external(.ipv4, 9999))
-        defer { close(fd) }
-        let error = #expect(throws: SocketFailure.self) { _ = try TestSocket.receiveAll(fd) }
-        #expect(error?.description.contains("reset") == true, "\(String(describing: error))")
+        // The proxy's reset may land before the app's connect has even returned.
+        #expect(Self.isReset { try TestSocket.connect(lab.lab, to: Self.external(.ipv4, 9999)) })
         #expect(lab.eventually { lab.counter("cluster.PassthroughCluster;.upstream_cx_connect_fail") == 1 })
         #expect(lab.eventually { lab.gauge("cluster.PassthroughCluster;.upstream_cx_active") == 0 })
     }

@@ -50,7 +50,7 @@ def get(path, port=15020, timeout=0.5):
 def start_agent(agent, dataplane, root, extra_env=None):
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "POD_NAME": "bench-0", "POD_NAMESPACE": "default", "INSTANCE_IP": "127.0.0.1",
+        "POD_NAME": "bench-0", "POD_NAMESPACE": "default", "CA_PROVIDER": "local", "INSTANCE_IP": "127.0.0.1",
         "PROXY_CONFIG": json.dumps({"binaryPath": dataplane, "terminationDrainDuration": "0.1s"}),
     }
     env.update(extra_env or {})

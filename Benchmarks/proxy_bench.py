@@ -429,7 +429,7 @@ class Bench:
             proxy_config["concurrency"] = self.args.proxy_concurrency
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "POD_NAME": pod_name, "POD_NAMESPACE": "default", "INSTANCE_IP": pod_ip,
+            "POD_NAME": pod_name, "POD_NAMESPACE": "default", "CA_PROVIDER": "local", "INSTANCE_IP": pod_ip,
             "PROXY_CONFIG": json.dumps(proxy_config),
         }
         agent = self.lab.spawn(ns, [self.args.agent, "proxy", "sidecar", "--root", root], f"{tag}-{pod_name}-agent.log", env=env)

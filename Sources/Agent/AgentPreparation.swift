@@ -24,6 +24,8 @@ public struct PreparedAgent: Sendable {
     public var expectedListeners: Int
     public var privileges: ProcessPrivileges.Outcome
     public var startedAt: ContinuousClock.Instant
+    /// The certificate source and the SDS socket.
+    var secrets: SecretsPlan
 }
 
 /// The synchronous start of `pilot-agent proxy`, run while the process still has one thread
@@ -58,6 +60,11 @@ enum AgentPreparation {
         let proxyIdentity = switchesUser ? ProxyIdentity.lookUp() : nil
         let configDirectory = configuration.paths.filesystemPath(configuration.proxyConfig.configPath)
         try prepareDirectory(configDirectory, owner: proxyIdentity)
+        // The SDS socket's directory: the proxy user binds there once it is no longer root.
+        let secrets = try SecretsPlan.make(configuration, logger: logger)
+        for directory in [parent(of: secrets.socketPath), parent(of: secrets.filesSocketPath)] + [secrets.store.outputDirectory].compactMap({ $0 }) {
+            try prepareDirectory(directory, owner: proxyIdentity, purpose: "the SDS socket or OUTPUT_CERTS directory")
+        }
 
         let privileges: ProcessPrivileges.Outcome
         do {
@@ -97,7 +104,12 @@ enum AgentPreparation {
                                    // Istio's are relative to its image's working directory `/`.
                                    workingDirectory: configuration.paths.root)
         return PreparedAgent(configuration: configuration, launch: launch, expectedListeners: bootstrap.staticListenerCount,
-                             privileges: privileges, startedAt: startedAt)
+                             privileges: privileges, startedAt: startedAt, secrets: secrets)
+    }
+
+    private static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
     }
 
     private static func absolute(_ path: String) -> String {
@@ -169,12 +181,13 @@ enum AgentPreparation {
         }
     }
 
-    private static func prepareDirectory(_ path: String, owner: ProxyIdentity?) throws(AgentStartupError) {
+    private static func prepareDirectory(_ path: String, owner: ProxyIdentity?,
+                                         purpose: String = "the config directory (ProxyConfig configPath)") throws(AgentStartupError) {
         do {
             // 0750: the data plane reads what is here; nobody else needs to (Istio uses 0700 for its own writes).
             try LiveFiles.createDirectory(path, mode: 0o750)
         } catch {
-            throw .environment("\(error.description); the config directory (ProxyConfig configPath) must be creatable")
+            throw .environment("\(error.description); \(purpose) must be creatable")
         }
         if let owner, chown(path, owner.uid, owner.gid) != 0 {
             throw .environment("cannot hand \(path) to the proxy user (\(owner)): \(String(cString: strerror(errno)))")

@@ -109,6 +109,15 @@ enum AgentRuntime {
             logger.warning("SIGHUP/SIGUSR1/SIGUSR2 will not reach the data plane: \(error)")
         }
 
+        let secrets: SecretsService
+        do {
+            secrets = try SecretsService.start(prepared.secrets, group: group, logger: logger)
+        } catch {
+            logger.error("\(error)")
+            printError("pilot-agent: \(error)")
+            return 1
+        }
+
         let dataPlane = DataPlaneService(
             supervisor: supervisor, launch: prepared.launch,
             restart: configuration.options.restartProxy ? RestartPolicy() : nil,
@@ -128,6 +137,8 @@ enum AgentRuntime {
             services: [
                 .init(service: status, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "status server"),
+                .init(service: secrets, successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "SDS"),
                 .init(service: dataPlane, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "data plane"),
             ],

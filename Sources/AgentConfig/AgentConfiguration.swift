@@ -209,6 +209,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         options.hostIP = env.string("HOST_IP", default: "")
         options.xdsHeaders = Dictionary(env.withPrefix("XDS_HEADER_").map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         options.caHeaders = Dictionary(env.withPrefix("CA_HEADER_").map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        options.certificates = try CertificateSettings.read(env, discoveryAddress: proxyConfig.discoveryAddress)
         (options.proxyLogLevel, options.proxyComponentLogLevel) = try AgentOptions.splitProxyLogLevel(
             arguments.proxyLogLevel, componentLevel: arguments.proxyComponentLogLevel, warnings: &warnings)
         options.concurrency = proxyConfig.concurrency

@@ -54,6 +54,8 @@ public struct AgentOptions: Sendable, Equatable {
     public var xdsHeaders: [String: String] = [:]
     /// `CA_HEADER_<K>`: extra headers on CSR calls.
     public var caHeaders: [String: String] = [:]
+    /// CA_PROVIDER, CA_ADDR, SECRET_TTL and the other certificate settings.
+    public var certificates = CertificateSettings()
     /// The data plane's `-l` (from `--proxyLogLevel`); nil when empty.
     public var proxyLogLevel: String? = "warning"
     /// The data plane's `--component-log-level`: the `component:level` parts of `--proxyLogLevel`, else

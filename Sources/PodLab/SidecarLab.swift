@@ -91,6 +91,9 @@ public final class SidecarLab: @unchecked Sendable {
                 "POD_NAMESPACE": "default",
                 "INSTANCE_IP": Self.podIP.description,
                 "SERVICE_ACCOUNT": "demo-app",
+                // No istiod: the built-in CA issues the workload certificate, ECDSA as a demo should be quick.
+                "CA_PROVIDER": "local",
+                "ECC_SIGNATURE_ALGORITHM": "ECDSA",
                 "PROXY_CONFIG": proxyConfigJSON,
             ]
             environment.merge(extra) { _, new in new }

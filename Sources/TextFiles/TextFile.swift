@@ -46,3 +46,46 @@ public enum TextFile {
         return String(decoding: contents, as: UTF8.self)
     }
 }
+
+extension TextFile {
+    /// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader
+    /// (a data plane restarting, a workload reading OUTPUT_CERTS) never sees half a file.
+    public static func writeAtomically(_ text: String, to path: String, mode: mode_t = 0o644) throws(TextFileError) {
+        let temporary = path + ".tmp-\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw TextFileError(path: temporary, code: errno) }
+        // open's mode is filtered by the umask; secrets must end with exactly the mode asked for.
+        fchmod(descriptor, mode)
+        var bytes = Array(text.utf8)[...]
+        var attempts = 0
+        while !bytes.isEmpty, attempts < 1000 {
+            attempts += 1
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                let error = TextFileError(path: path, code: errno)
+                close(descriptor)
+                unlink(temporary)
+                throw error
+            }
+            bytes = bytes.dropFirst(written)
+        }
+        close(descriptor)
+        guard rename(temporary, path) == 0 else {
+            let error = TextFileError(path: path, code: errno)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Creates `path` with `mode`, and its missing parents as `mkdir -p` does (0755).
+    public static func createDirectory(_ path: String, mode: mode_t) throws(TextFileError) {
+        var partial = ""
+        let components = path.split(separator: "/")
+        for (index, component) in components.enumerated() {
+            partial += "/" + component
+            let isLast = index == components.count - 1
+            if mkdir(partial, isLast ? mode : 0o755) != 0 && errno != EEXIST { throw TextFileError(path: partial, code: errno) }
+        }
+    }
+}

@@ -4,6 +4,9 @@
 // real HTTP requests both ways, reads the proxy's stats, and stops the agent with SIGTERM while a
 // request is in flight. It prints a report and exits 0 only if every check passed.
 import Capture
+import FoundationEssentials
+import SecretDiscovery
+import WorkloadIdentity
 import Netfilter
 import PodLab
 import Synchronization
@@ -116,6 +119,28 @@ report.check("ready: 127.0.0.1:15021/healthz/ready answered 200", "after \(milli
 if !ready {
     print(indented(sidecar.agentLog))
 }
+
+// The workload certificate, as the data plane would fetch it over SDS.
+let sdsSocket = sidecar.root + "/var/run/secrets/workload-spiffe-uds/socket"
+let workloadCertificate: Result<String, any Error> = await {
+    do {
+        let client = try SecretDiscoveryClient(socketPath: sdsSocket)
+        let response = try await client.fetch(["default", "ROOTCA"])
+        await client.close()
+        let secrets = try response.secrets()
+        guard secrets.count == 2, case .tlsCertificate(let certificate)? = secrets[0].type else {
+            return .failure(WorkloadIdentityError("the answer lacks default or ROOTCA"))
+        }
+        let chain = try CertificateChain(pem: String(decoding: certificate.certificateChain.inlineBytes, as: UTF8.self))
+        return .success("\(chain.leafURIs.joined(separator: " ")), valid until \(chain.notAfter)")
+    } catch {
+        return .failure(error)
+    }
+}()
+let expectedIdentity = "spiffe://cluster.local/ns/default/sa/demo-app"
+report.check("SDS on the workload socket (uid 1337, 0600): default is \(expectedIdentity), from the local CA",
+             { switch workloadCertificate { case .success(let text): text; case .failure(let error): "\(error)" } }(),
+             { if case .success(let text) = workloadCertificate { return text.hasPrefix(expectedIdentity + ",") } else { return false } }())
 
 print("\n3. Traffic")
 let outbound = attempt { try sidecar.appRequest(to: SidecarLab.peerService) }

@@ -47,6 +47,8 @@ final class AgentHarness: @unchecked Sendable {
             "POD_NAMESPACE": "default",
             "INSTANCE_IP": "127.0.0.1",
             "SERVICE_ACCOUNT": "reviews",
+            // No istiod here: the built-in CA issues the workload certificate.
+            "CA_PROVIDER": "local",
             "PROXY_CONFIG": JSONValue.object(config).renderedJSON(pretty: false),
             "SLUICE_TEST_DATAPLANE_LOG": dataPlaneLog,
         ]

@@ -1,0 +1,1 @@
+../IstioCATests/TestIstioCA.swift

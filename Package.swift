@@ -113,7 +113,7 @@ let package = Package(
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         ]),
         // Pure: SPIFFE identities, workload keys and CSRs, the local CA, chain checks, the rotation policy.
-        .target(name: "WorkloadIdentity", dependencies: x509),
+        .target(name: "WorkloadIdentity", dependencies: ["CalendarTime"] + x509),
         // Network edge: Istio's CA (IstioCertificateService/CreateCertificate) over gRPC and TLS.
         .target(name: "IstioCA", dependencies: [
             "WorkloadIdentity", "SDSProtos", "TextFiles", .product(name: "Logging", package: "swift-log"),
@@ -139,6 +139,8 @@ let package = Package(
         .target(name: "CSockets", cSettings: [.define("_GNU_SOURCE")]),
         // Pure: Envoy's command line and the subset of the v3 bootstrap sluice-proxy honours.
         .target(name: "DataPlaneConfig", dependencies: ["ConfigFormats", "Capture"]),
+        // Pure: calendar dates from epoch days, for log lines and certificate times without Foundation.
+        .target(name: "CalendarTime"),
         // Pure: Envoy-named counters and gauges, the stats matcher, tag extraction, admin renderings.
         .target(name: "ProxyStats"),
         // Kernel edge: the transparent L4 path, one epoll loop per worker, bytes moved with splice(2).
@@ -148,7 +150,7 @@ let package = Package(
         // The data plane: admin API, HTTP route listeners, drain and lifecycle around the forwarding engine.
         .target(name: "DataPlane", dependencies: [
             "DataPlaneConfig", "ProxyStats", "Forwarding", "AgentHTTP", "ConfigFormats", "Capture", "Sockets", "CSockets",
-            "TextFiles",
+            "TextFiles", "CalendarTime",
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
         .executableTarget(name: "sluice-proxy", dependencies: ["DataPlane"]),

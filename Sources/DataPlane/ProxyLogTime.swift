@@ -1,3 +1,4 @@
+import CalendarTime
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -87,22 +88,8 @@ public struct UTCDateTime: Sendable, Hashable {
         // 1970-01-01 was a Thursday.
         let weekdayOffset = (days + 4) % 7
         weekday = Int(weekdayOffset < 0 ? weekdayOffset + 7 : weekdayOffset)
-        (year, month, day) = Self.civilDate(daysSinceEpoch: days)
-    }
-
-    /// Days since 1970-01-01 to (year, month, day), counting in 400-year eras that start on March 1st
-    /// so the leap day falls at the end of each computed year.
-    static func civilDate(daysSinceEpoch: Int64) -> (Int, Int, Int) {
-        let shifted = daysSinceEpoch + 719_468  // days from 0000-03-01 to 1970-01-01
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (Int(year), Int(month), Int(day))
+        let date = CivilDate(daysSinceEpoch: days)
+        (year, month, day) = (date.year, date.month, date.day)
     }
 }
 

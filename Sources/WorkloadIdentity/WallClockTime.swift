@@ -1,3 +1,4 @@
+import CalendarTime
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -53,7 +54,8 @@ public struct WallClockTime: Sendable, Hashable, Comparable, CustomStringConvert
         let seconds = wholeSecondsSinceEpoch
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
-        let (year, month, day) = Self.civilDate(daysSinceEpoch: days)
+        let date = CivilDate(daysSinceEpoch: days)
+        let (year, month, day) = (Int64(date.year), Int64(date.month), Int64(date.day))
         return Self.padded(year, 4) + "-" + Self.padded(month, 2) + "-" + Self.padded(day, 2) + "T"
             + Self.padded(secondOfDay / 3600, 2) + ":" + Self.padded(secondOfDay / 60 % 60, 2) + ":"
             + Self.padded(secondOfDay % 60, 2) + "Z"
@@ -61,20 +63,6 @@ public struct WallClockTime: Sendable, Hashable, Comparable, CustomStringConvert
 
     public var description: String { rfc3339 }
 
-    /// Proleptic Gregorian calendar date for a day count since 1970-01-01 (Howard Hinnant's
-    /// days-to-civil algorithm).
-    static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let shifted = daysSinceEpoch + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
 
     private static func padded(_ value: Int64, _ width: Int) -> String {
         let digits = String(value < 0 ? -value : value)

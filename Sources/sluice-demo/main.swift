@@ -5,11 +5,11 @@
 // request is in flight. It prints a report and exits 0 only if every check passed.
 import Capture
 import FoundationEssentials
-import SecretDiscovery
-import WorkloadIdentity
 import Netfilter
 import PodLab
+import SecretDiscovery
 import Synchronization
+import WorkloadIdentity
 #if canImport(Glibc)
 import Glibc
 #endif

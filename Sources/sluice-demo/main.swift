@@ -197,7 +197,7 @@ report.check("pilot-agent drained and exited 0", "exit \(exitCode.map(String.ini
 print("")
 if report.failed.isEmpty {
     sidecar.tearDown()
-    print("all \(report.passed) checks passed: capture, the proxy both ways, the hairpin, stats, and a clean drain")
+    print("all \(report.passed) checks passed: capture, the workload certificate over SDS, the proxy both ways, the hairpin, stats, and a clean drain")
     exit(0)
 }
 print("\(report.failed.count) of \(report.passed + report.failed.count) checks failed: \(report.failed.joined(separator: "; "))")

@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(name: "WorkloadIdentityTests", dependencies: ["WorkloadIdentity"] + x509),
         // A CA server implementing CreateCertificate over TLS with token checks, and the client against it.
         .testTarget(name: "IstioCATests", dependencies: [
-            "IstioCA", "WorkloadIdentity", "SDSProtos", "TextFiles", .product(name: "Logging", package: "swift-log"),
+            "IstioCA", "WorkloadIdentity", "SDSProtos", "TextFiles", "PodLab", .product(name: "Logging", package: "swift-log"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ] + grpc + x509),
         // A real gRPC client on the workload socket: first responses, ACK/NACK, pushes, file reloads, peer credentials.

@@ -4,6 +4,7 @@ import ConfigFormats
 import Glibc
 import Logging
 import Supervisor
+import TextFiles
 
 /// A configuration error or an environment the agent cannot run in, with the exit code it maps to:
 /// 2 when the fix is in the configuration (flags, env, ProxyConfig, image layout), 1 otherwise.
@@ -76,9 +77,10 @@ enum AgentPreparation {
         var bootstrapPathForDataPlane = bootstrap.pathForDataPlane
         if let text = bootstrap.textToWrite {
             do {
-                try LiveFiles.writeAtomically(text, to: bootstrap.filesystemPath)
+                // Through a rename: the data plane may be restarting and must never read half a bootstrap.
+                try TextFile.writeAtomically(text, to: bootstrap.filesystemPath)
             } catch {
-                throw .environment("\(error.description); the config directory (ProxyConfig configPath) must be writable by uid \(geteuid())")
+                throw .environment("cannot write \(error); the config directory (ProxyConfig configPath) must be writable by uid \(geteuid())")
             }
         } else {
             bootstrapPathForDataPlane = bootstrap.filesystemPath
@@ -185,9 +187,9 @@ enum AgentPreparation {
                                          purpose: String = "the config directory (ProxyConfig configPath)") throws(AgentStartupError) {
         do {
             // 0750: the data plane reads what is here; nobody else needs to (Istio uses 0700 for its own writes).
-            try LiveFiles.createDirectory(path, mode: 0o750)
+            try TextFile.createDirectory(path, mode: 0o750)
         } catch {
-            throw .environment("\(error.description); \(purpose) must be creatable")
+            throw .environment("cannot create directory \(error); \(purpose) must be creatable")
         }
         if let owner, chown(path, owner.uid, owner.gid) != 0 {
             throw .environment("cannot hand \(path) to the proxy user (\(owner)): \(String(cString: strerror(errno)))")

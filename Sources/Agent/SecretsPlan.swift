@@ -113,18 +113,17 @@ struct SecretsPlan: Sendable {
         } else {
             candidate = (paths.filesystemPath(CertificateSettings.istioCARootFile), "the istio-ca-root-cert ConfigMap")
         }
+        let text: String
         do {
-            let text = try TextFile.read(candidate.path, limit: 4 << 20)
-            guard text.contains("-----BEGIN CERTIFICATE-----") else {
-                throw AgentStartupError.configuration("the CA's root \(candidate.path) (from \(candidate.source)) holds no PEM certificate")
-            }
-            return text
-        } catch let error as TextFileError {
+            text = try TextFile.read(candidate.path, limit: 4 << 20)
+        } catch {
             throw .configuration("cannot read the CA's root certificate \(error) (from \(candidate.source)): mount the "
                 + "istio-ca-root-cert ConfigMap there, set CA_ROOT_CA, or set CA_PROVIDER=local for a mesh without istiod")
-        } catch {
-            throw error as! AgentStartupError
         }
+        guard text.contains("-----BEGIN CERTIFICATE-----") else {
+            throw .configuration("the CA's root \(candidate.path) (from \(candidate.source)) holds no PEM certificate")
+        }
+        return text
     }
 
     private static func normalized(_ path: String) -> String {
@@ -146,10 +145,10 @@ enum LocalCADirectory {
         let certificateText: String?
         let keyText: String?
         do {
-            certificateText = try optionalFile(certificatePath)
-            keyText = try optionalFile(keyPath)
+            certificateText = try LiveFiles().contents(ofFile: certificatePath)
+            keyText = try LiveFiles().contents(ofFile: keyPath)
         } catch {
-            throw .configuration("local CA (SLUICE_LOCAL_CA_DIR): cannot read \(error)")
+            throw .configuration("local CA (SLUICE_LOCAL_CA_DIR): \(error)")
         }
         switch (certificateText, keyText) {
         case (let certificate?, let key?):
@@ -174,14 +173,6 @@ enum LocalCADirectory {
         default:
             throw .configuration("local CA in \(directory) (SLUICE_LOCAL_CA_DIR) has only one of \(certificateFile) and \(keyFile): "
                 + "restore the other, or remove both to create a new root")
-        }
-    }
-
-    private static func optionalFile(_ path: String) throws(TextFileError) -> String? {
-        do {
-            return try TextFile.read(path, limit: 1 << 20)
-        } catch where error.isMissing {
-            return nil
         }
     }
 }

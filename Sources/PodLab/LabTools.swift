@@ -1,4 +1,5 @@
 import Netfilter
+import TextFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +39,50 @@ public struct TemporaryFile: Sendable {
     }
 
     public func remove() { unlink(path) }
+}
+
+/// A private directory under /tmp for one lab or test (a pod's root, a scratch socket, token files),
+/// removed with everything in it by `remove()`.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    /// `mode` is applied after creation (mkdtemp makes 0700): 0755 when a process that dropped to
+    /// another user must still reach it.
+    public init(prefix: String = "sluice-lab", mode: mode_t = 0o700) throws {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw SystemCallError(call: "mkdtemp", errno: errno) }
+        path = String(cString: made)
+        if mode != 0o700 { chmod(path, mode) }
+    }
+
+    /// The path of `name` inside the directory.
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    /// Writes `contents` to `name` (owner-only by default, as secrets and tokens are).
+    public func write(_ name: String, _ contents: String, mode: mode_t = 0o600) throws {
+        try TextFile.writeAtomically(contents, to: file(name), mode: mode)
+    }
+
+    /// Removes the directory and everything below it, whoever owns it; symbolic links are removed,
+    /// never followed. Idempotent.
+    public func remove() { Self.removeTree(path) }
+
+    private static func removeTree(_ path: String) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        if status.st_mode & S_IFMT == S_IFDIR, let directory = opendir(path) {
+            var names: [String] = []
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(directory)
+            for name in names { removeTree(path + "/" + name) }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
 }
 
 extension PodLab {

@@ -42,6 +42,7 @@ public final class SidecarLab: @unchecked Sendable {
 
     public let lab: PodLab
     public let root: String
+    private let rootDirectory: TemporaryDirectory
     public let app: LabHTTPServer
     public let peer: LabHTTPServer
     public let serviceRelay: LabTCPRelay
@@ -63,14 +64,14 @@ public final class SidecarLab: @unchecked Sendable {
         layout.ports.podTCP = []
         layout.ports.peerTCP = []
         lab = try PodLab(prefix: prefix, layout: layout)
-        var template = Array("/tmp/\(prefix)-root-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            lab.tearDown()
-            throw SystemCallError(call: "mkdtemp", errno: errno)
-        }
-        root = String(cString: made)
         // The agent drops to 1337 and must still reach its root and the log it writes there.
-        chmod(root, 0o755)
+        do {
+            rootDirectory = try TemporaryDirectory(prefix: "\(prefix)-root", mode: 0o755)
+        } catch {
+            lab.tearDown()
+            throw error
+        }
+        root = rootDirectory.path
         do {
             app = try LabHTTPServer(
                 name: "app", endpoints: [Endpoint(IPAddress("0.0.0.0")!, Self.appPort), Endpoint(IPAddress("::")!, Self.appPort)],
@@ -102,7 +103,7 @@ public final class SidecarLab: @unchecked Sendable {
                 environment: environment, outputPath: root + "/agent.log")
         } catch {
             lab.tearDown()
-            _ = try? PodLab.runTool("rm", ["-rf", root], in: lab.pod)
+            rootDirectory.remove()
             throw error
         }
     }
@@ -168,7 +169,7 @@ public final class SidecarLab: @unchecked Sendable {
         app.stop()
         peer.stop()
         serviceRelay.stop()
-        _ = try? PodLab.runTool("rm", ["-rf", root], in: lab.pod)
+        rootDirectory.remove()
         lab.tearDown()
     }
 

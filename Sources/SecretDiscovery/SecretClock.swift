@@ -41,8 +41,6 @@ public final class ManualSecretClock: SecretClock {
 
     public func now() -> WallClockTime { state.withLock { $0.now } }
 
-    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
-
     public func sleep(until deadline: WallClockTime) async throws {
         let id = state.withLock { state -> Int in
             state.next += 1

@@ -28,13 +28,3 @@ public enum SecretMaterial: Sendable, Equatable {
         return secret
     }
 }
-
-extension SecretMaterial {
-    /// How a test or a log names the material without printing keys.
-    public var summary: String {
-        switch self {
-        case .certificate(let chainPEM, _): "certificate chain (\(chainPEM.count) bytes of PEM) with key"
-        case .roots(let pem, _): "roots (\(pem.count) bytes of PEM)"
-        }
-    }
-}

@@ -73,18 +73,16 @@ public actor SecretStore {
         case .rootCertificate:
             return .roots(pem: try await workloadRoots(), crlPath: existingCRL())
         case .fileCertificate(_, let certificatePath, let keyPath):
-            guard let certified = try fileMaterial(.certificate(chain: certificatePath, key: keyPath), servesWorkload: false).certificate else {
-                preconditionFailure("a certificate file set loads a certificate")
-            }
+            let certified = try fileCertificate(chain: certificatePath, key: keyPath, servesWorkload: false)
             return .certificate(chainPEM: certified.chain.pem, keyPEM: certified.keyPEM)
         case .fileRoot(_, let path):
-            return .roots(pem: try fileMaterial(.roots(path), servesWorkload: false).roots ?? "", crlPath: nil)
+            return .roots(pem: try fileRoots(path, servesWorkload: false), crlPath: nil)
         case .systemRoots:
             guard let bundle = configuration.systemBundleCandidates.first(where: { FileSignature(path: $0) != nil }) else {
                 throw SecretRequestError("file-root:system: no CA bundle on this system; looked for "
                     + configuration.systemBundleCandidates.joined(separator: ", "))
             }
-            return .roots(pem: try fileMaterial(.roots(bundle), servesWorkload: false).roots ?? "", crlPath: nil)
+            return .roots(pem: try fileRoots(bundle, servesWorkload: false), crlPath: nil)
         }
     }
 
@@ -107,8 +105,6 @@ public actor SecretStore {
     public func unsubscribe(_ id: Int) {
         subscribers.removeValue(forKey: id)?.finish()
     }
-
-    public var subscriberCount: Int { subscribers.count }
 
     private func publish(_ update: SecretUpdate) {
         for continuation in subscribers.values { continuation.yield(update) }
@@ -183,7 +179,7 @@ public actor SecretStore {
             return try fileMaterial(.credentials(credentials), servesWorkload: true).certificate!
         case .signing(let signing):
             if let preferred = signing.preferredFiles, Self.hasContent(preferred.certificateChain), Self.hasContent(preferred.key) {
-                return try fileMaterial(.certificate(chain: preferred.certificateChain, key: preferred.key), servesWorkload: true).certificate!
+                return try fileCertificate(chain: preferred.certificateChain, key: preferred.key, servesWorkload: true)
             }
             if let issued, clock.now() < issued.certified.chain.notAfter { return issued.certified }
             return try await issue(signing).certified
@@ -196,7 +192,7 @@ public actor SecretStore {
             return try fileMaterial(.credentials(credentials), servesWorkload: true).roots!
         case .signing(let signing):
             if let preferred = signing.preferredFiles, Self.hasContent(preferred.roots) {
-                return try fileMaterial(.roots(preferred.roots), servesWorkload: true).roots!
+                return try fileRoots(preferred.roots, servesWorkload: true)
             }
             if let issued { return issued.rootPEM }
             return try await issue(signing).rootPEM
@@ -290,6 +286,20 @@ public actor SecretStore {
         files[set] = FileEntry(signatures: signatures, loaded: loaded, rejectedSignatures: nil, servesWorkload: servesWorkload)
         if servesWorkload { writeOutput(certificate: loaded.certificate, roots: loaded.roots) }
         return loaded
+    }
+
+    private func fileCertificate(chain: String, key: String, servesWorkload: Bool) throws(SecretRequestError) -> CertifiedKey {
+        guard let certified = try fileMaterial(.certificate(chain: chain, key: key), servesWorkload: servesWorkload).certificate else {
+            preconditionFailure("a certificate file set loads a certificate")
+        }
+        return certified
+    }
+
+    private func fileRoots(_ path: String, servesWorkload: Bool) throws(SecretRequestError) -> String {
+        guard let roots = try fileMaterial(.roots(path), servesWorkload: servesWorkload).roots else {
+            preconditionFailure("a roots file set loads roots")
+        }
+        return roots
     }
 
     private static func hasContent(_ path: String) -> Bool {

@@ -11,6 +11,7 @@ import Testing
 final class AgentHarness: @unchecked Sendable {
     let scratch: PodLab.ScratchNamespace
     let root: String
+    private let rootDirectory: TemporaryDirectory
     let dataPlaneLog: String
     private(set) var process: BackgroundProcess?
 
@@ -19,11 +20,9 @@ final class AgentHarness: @unchecked Sendable {
 
     init() throws {
         scratch = try PodLab.ScratchNamespace(prefix: "sluice-agent", loopbackUp: true)
-        var template = Array("/tmp/sluice-agent-root-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemCallError(call: "mkdtemp", errno: errno) }
-        root = String(cString: made)
         // The agent runs as 1337 after its switch: it must reach its root, and the data plane (also 1337) its log.
-        chmod(root, 0o755)
+        rootDirectory = try TemporaryDirectory(prefix: "sluice-agent-root", mode: 0o755)
+        root = rootDirectory.path
         dataPlaneLog = root + "/dataplane-events.jsonl"
         let fd = open(dataPlaneLog, O_CREAT | O_WRONLY, 0o666)
         if fd >= 0 { fchmod(fd, 0o666); close(fd) }
@@ -35,7 +34,7 @@ final class AgentHarness: @unchecked Sendable {
         process?.signal(SIGKILL)
         for pid in dataPlanes { kill(pid, SIGKILL) }
         _ = process?.waitForExit(timeout: .seconds(5))
-        _ = try? PodLab.runTool("rm", ["-rf", root], in: scratch.namespace)
+        rootDirectory.remove()
     }
 
     func environment(_ extra: [String: String] = [:], proxyConfig: JSONObject = [:]) throws -> [String: String] {

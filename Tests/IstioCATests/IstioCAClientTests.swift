@@ -1,4 +1,5 @@
 import GRPCCore
+import PodLab
 import Testing
 import WorkloadIdentity
 
@@ -8,7 +9,7 @@ import WorkloadIdentity
 @Suite struct IstioCAClientTests {
     /// A configuration for `server` with the token file `token` in `directory` (when given), ISTIOD_SAN
     /// set to the server certificate's DNS name, and backoff shortened so retry tests stay fast.
-    func configuration(for server: TestIstioCA, directory: ScratchDirectory?, serverName: String? = TestIstioCA.serverName)
+    func configuration(for server: TestIstioCA, directory: TemporaryDirectory?, serverName: String? = TestIstioCA.serverName)
         -> IstioCAClientConfiguration
     {
         var configuration = IstioCAClientConfiguration(
@@ -21,7 +22,7 @@ import WorkloadIdentity
 
     @Test func signsOverTLSWithTokenClusterIDHeadersAndCertSigner() async throws {
         let server = try await TestIstioCA.start(expectedToken: "token-1", expectedClusterID: "Kubernetes")
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         try directory.write("istio-token", "  token-1\n")
         var configuration = configuration(for: server, directory: directory)
@@ -103,7 +104,7 @@ import WorkloadIdentity
 
     @Test func theTokenFileIsReadAgainOnEveryCall() async throws {
         let server = try await TestIstioCA.start(expectedToken: "first", expectedClusterID: "Kubernetes")
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         try directory.write("istio-token", "first")
         let client = try IstioCAClient(configuration: configuration(for: server, directory: directory), logger: quietLogger)
@@ -122,7 +123,7 @@ import WorkloadIdentity
     @Test(arguments: [false, true])
     func aMissingOrEmptyTokenSendsNoAuthorizationAndTheServerRefuses(emptyFile: Bool) async throws {
         let server = try await TestIstioCA.start(expectedToken: "needed", expectedClusterID: "Kubernetes")
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         if emptyFile { try directory.write("istio-token", " \n") }
         let client = try IstioCAClient(configuration: configuration(for: server, directory: directory), logger: quietLogger)
@@ -243,7 +244,7 @@ import WorkloadIdentity
 
     @Test func plaintextToAPlaintextServer() async throws {
         let server = try await TestIstioCA.start(expectedToken: "debug", expectedClusterID: "Kubernetes", tls: false)
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         try directory.write("istio-token", "debug")
         let client = try IstioCAClient(configuration: configuration(for: server, directory: directory, serverName: nil),

@@ -1,4 +1,5 @@
 import GRPCCore
+import PodLab
 import Testing
 
 @testable import IstioCA
@@ -87,7 +88,7 @@ import Testing
     }
 
     @Test func tokensAreTrimmedAndAbsentWhenMissingOrEmpty() throws {
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         let path = directory.path + "/token"
         let source = try CallMetadata(tokenPath: path, clusterID: "", extraHeaders: [:])

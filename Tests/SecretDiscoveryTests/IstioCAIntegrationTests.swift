@@ -1,10 +1,10 @@
 import FoundationEssentials
 import IstioCA
 import Logging
+import PodLab
 import SDSProtos
 import SecretDiscovery
 import Testing
-import TextFiles
 import WorkloadIdentity
 
 /// The store with Istio's CA client against a CA speaking IstioCertificateService over TLS with token
@@ -12,9 +12,9 @@ import WorkloadIdentity
 @Suite(.serialized) struct IstioCAIntegrationTests {
     @Test func certificatesFromIstiosCAAreCheckedAndServed() async throws {
         let ca = try await TestIstioCA.start()
-        let scratch = ScratchDirectory("istioca-token")
+        let scratch = try TemporaryDirectory(prefix: "sluice-sds-istioca-token")
         defer { scratch.remove() }
-        try TextFile.writeAtomically("test-token\n", to: scratch.file("istio-token"))
+        try scratch.write("istio-token", "test-token\n")
         let signer = try IstioCAClient(
             configuration: IstioCAClientConfiguration(address: ca.address, rootCertificatesPEM: ca.tlsRootCertificatePEM,
                                                       serverName: TestIstioCA.serverName, tokenPath: scratch.file("istio-token"),

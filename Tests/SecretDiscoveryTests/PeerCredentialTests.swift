@@ -1,7 +1,7 @@
 import Glibc
+import PodLab
 import SecretDiscovery
 import Testing
-import TextFiles
 
 /// Who may reach the workload socket: the proxy user and root, by file permissions first and by
 /// SO_PEERCRED on every connection.
@@ -22,11 +22,7 @@ import TextFiles
     /// process that called connect, so a thread-level switch cannot stand in for a real other user. The
     /// child only makes system calls on memory prepared before the fork.
     static func connect(to path: String, uid: UInt32, gid: UInt32) -> Outcome {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.prefix(buffer.count - 1).enumerated() { buffer[index] = byte }
-        }
+        var address = WorkloadSocket.address(path)
         // HTTP/2 connection preface and an empty SETTINGS frame.
         let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
         var buffer = [UInt8](repeating: 0, count: 256)
@@ -79,7 +75,7 @@ import TextFiles
     }
 
     @Test func staleSocketIsReplacedAndALiveServerIsLeftAlone() async throws {
-        let scratch = ScratchDirectory("stale")
+        let scratch = try TemporaryDirectory(prefix: "sluice-sds-stale")
         defer { scratch.remove() }
         let path = scratch.file("sds/socket")
         guard case .listening(let first) = try WorkloadSocket.prepare(path: path) else {

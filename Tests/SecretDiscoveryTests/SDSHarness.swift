@@ -2,10 +2,10 @@ import FoundationEssentials
 import Glibc
 import Logging
 import NIOPosix
+import PodLab
 import SDSProtos
 import SecretDiscovery
 import Synchronization
-import TextFiles
 import WorkloadIdentity
 
 /// Log lines kept for assertions.
@@ -33,37 +33,11 @@ final class LogRecorder: Sendable {
     }
 }
 
-/// A scratch directory removed at the end.
-struct ScratchDirectory {
-    let path: String
-
-    init(_ name: String) {
-        var template = Array("/tmp/sluice-sds-\(name)-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func remove() {
-        var status: Int32 = 0
-        let pid = spawnProcess(["/bin/rm", "-rf", path])
-        if pid > 0 { waitpid(pid, &status, 0) }
-    }
-
-    private func spawnProcess(_ arguments: [String]) -> pid_t {
-        var pid: pid_t = 0
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        guard posix_spawn(&pid, arguments[0], nil, nil, &argv, environ) == 0 else { return -1 }
-        return pid
-    }
-}
-
 /// A CA with a movable clock, a store and an SDS server on a socket in a scratch directory.
 final class SDSHarness: Sendable {
     static let identity = SpiffeIdentity(trustDomain: "cluster.local", namespace: "default", serviceAccount: "reviews")
 
-    let scratch: ScratchDirectory
+    let scratch: TemporaryDirectory
     let clock: ManualSecretClock
     let authority: LocalCertificateAuthority
     let store: SecretStore
@@ -78,7 +52,7 @@ final class SDSHarness: Sendable {
     init(name: String, signer: (any CertificateSigner)? = nil, workload: SecretStoreConfiguration.WorkloadSource? = nil,
          outputDirectory: Bool = false, peers: SecretDiscoveryServer.PeerPolicy = .proxyAndRoot,
          ttl: Duration = .seconds(86400)) throws {
-        scratch = ScratchDirectory(name)
+        scratch = try TemporaryDirectory(prefix: "sluice-sds-\(name)")
         let clock = ManualSecretClock()
         self.clock = clock
         authority = try LocalCertificateAuthority.create(trustDomain: "cluster.local", now: { clock.now() })

@@ -212,40 +212,28 @@ public final class IstioCAClient: CertificateSigner {
 
     /// The error and its causes, innermost last.
     static func describe(_ error: any Error) -> String {
-        var parts: [String] = []
-        var next: (any Error)? = error
-        while let current = next, parts.count < 8 {
-            if let rpcError = current as? RPCError {
-                parts.append("\(rpcError.code): \(rpcError.message)")
-                next = rpcError.cause
-            } else if let runtimeError = current as? RuntimeError {
-                parts.append(runtimeError.message)
-                next = runtimeError.cause
-            } else {
-                parts.append(String(describing: current))
-                next = nil
-            }
-        }
-        return parts.joined(separator: ": ")
+        causes(of: error).map { current in
+            if let rpcError = current as? RPCError { return "\(rpcError.code): \(rpcError.message)" }
+            if let runtimeError = current as? RuntimeError { return runtimeError.message }
+            return String(describing: current)
+        }.joined(separator: ": ")
     }
 
     /// Whether a cause in the chain came from the TLS layer (swift-nio-ssl), whose types this module
     /// does not import.
     static func involvesTLS(_ error: any Error) -> Bool {
+        causes(of: error).contains { String(reflecting: type(of: $0)).hasPrefix("NIOSSL.") }
+    }
+
+    /// `error`, then the causes gRPC's errors carry, outermost first (at most 8: a cycle cannot hang us).
+    private static func causes(of error: any Error) -> [any Error] {
+        var chain: [any Error] = []
         var next: (any Error)? = error
-        var depth = 0
-        while let current = next, depth < 8 {
-            depth += 1
-            if String(reflecting: type(of: current)).hasPrefix("NIOSSL.") { return true }
-            if let rpcError = current as? RPCError {
-                next = rpcError.cause
-            } else if let runtimeError = current as? RuntimeError {
-                next = runtimeError.cause
-            } else {
-                next = nil
-            }
+        while let current = next, chain.count < 8 {
+            chain.append(current)
+            next = (current as? RPCError)?.cause ?? (current as? RuntimeError)?.cause
         }
-        return false
+        return chain
     }
 
     private static func attempts(_ count: Int) -> String { count == 1 ? "1 attempt" : "\(count) attempts" }

@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "sluice-proxy", targets: ["sluice-proxy"]),
         .executable(name: "sluice-demo", targets: ["sluice-demo"]),
         .executable(name: "sluice-sds", targets: ["sluice-sds"]),
+        .executable(name: "sluice-dns", targets: ["sluice-dns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -100,7 +101,7 @@ let package = Package(
         .target(name: "Agent", dependencies: [
             "AgentConfig", "Bootstrap", "AgentHTTP", "StatusServer", "Supervisor", "SluiceInit", "ConfigFormats",
             "Capture", "Netfilter", "Sockets", "TextFiles", "CCapabilities",
-            "SecretDiscovery", "IstioCA", "WorkloadIdentity",
+            "SecretDiscovery", "IstioCA", "WorkloadIdentity", "DNSProxy", "DNSResolution",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ] + nio),
@@ -132,6 +133,18 @@ let package = Package(
                           path: "Benchmarks/SDSPushBench"),
         // A stand-in data plane for the supervisor's tests: an Envoy-style admin API and nothing else.
         .executableTarget(name: "sluice-test-dataplane", dependencies: nio),
+
+        // --- The DNS proxy (pilot-agent, 15053) ---
+        // Pure: the DNS wire format (names with compression, EDNS0, truncation, TCP framing), strict on input.
+        .target(name: "DNSWire"),
+        // Pure: Istio's name table, the agent's lookup table with search-domain aliases, resolv.conf.
+        .target(name: "DNSResolution", dependencies: ["Capture", "ConfigFormats"]),
+        // Network edge: the UDP and TCP listeners, upstream forwarding, the table file watch.
+        .target(name: "DNSProxy", dependencies: [
+            "DNSWire", "DNSResolution", "Capture", "Sockets", "TextFiles", .product(name: "Logging", package: "swift-log"),
+        ] + nio),
+        // Asks a DNS server one question over UDP or TCP and prints the answer: for node admins and tests.
+        .executableTarget(name: "sluice-dns", dependencies: ["DNSProxy", "DNSWire"]),
 
         // --- The data plane (sluice-proxy) ---
         // Kernel calls Swift's Glibc module does not export (epoll, accept4, splice, pipe2), compiled
@@ -183,6 +196,12 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: [
             "Agent", "AgentConfig", "AgentHTTP", "Supervisor", "PodLab", "Netfilter", "TextFiles", "SecretDiscovery", "WorkloadIdentity",
         ]),
+        .testTarget(name: "DNSWireTests", dependencies: ["DNSWire"]),
+        .testTarget(name: "DNSResolutionTests", dependencies: ["DNSResolution", "Capture", "ConfigFormats"]),
+        // dig, dnsmasq and the proxy in a scratch netns; thousands of mutated packets.
+        .testTarget(name: "DNSProxyTests", dependencies: [
+            "DNSProxy", "DNSWire", "DNSResolution", "Capture", "PodLab", "Sockets", "TextFiles", .product(name: "Logging", package: "swift-log"),
+        ] + nio),
         .testTarget(name: "DataPlaneConfigTests", dependencies: ["DataPlaneConfig", "ConfigFormats", "Capture"]),
         .testTarget(name: "ProxyStatsTests", dependencies: ["ProxyStats", "TextFiles"]),
         // Optimised even in debug builds: the bulk tests hash 100 MB several times, which unoptimised

@@ -27,6 +27,8 @@ public struct PreparedAgent: Sendable {
     public var startedAt: ContinuousClock.Instant
     /// The certificate source and the SDS socket.
     var secrets: SecretsPlan
+    /// The DNS proxy, when DNS capture or the DNS server is on.
+    var dns: DNSPlan?
 }
 
 /// The synchronous start of `pilot-agent proxy`, run while the process still has one thread
@@ -67,6 +69,8 @@ enum AgentPreparation {
             try prepareDirectory(directory, owner: proxyIdentity, purpose: "the SDS socket or OUTPUT_CERTS directory")
         }
 
+        let dns = try DNSPlan.make(configuration, logger: logger)
+
         let privileges: ProcessPrivileges.Outcome
         do {
             privileges = try ProcessPrivileges.drop(switchingTo: proxyIdentity)
@@ -106,7 +110,7 @@ enum AgentPreparation {
                                    // Istio's are relative to its image's working directory `/`.
                                    workingDirectory: configuration.paths.root)
         return PreparedAgent(configuration: configuration, launch: launch, expectedListeners: bootstrap.staticListenerCount,
-                             privileges: privileges, startedAt: startedAt, secrets: secrets)
+                             privileges: privileges, startedAt: startedAt, secrets: secrets, dns: dns)
     }
 
     private static func parent(of path: String) -> String {

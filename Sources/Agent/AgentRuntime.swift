@@ -11,8 +11,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// The running agent: the status server and the supervised data plane, as services of one
-/// `ServiceGroup`. SIGTERM/SIGINT shut the group down in reverse order, so the data plane is drained
+/// The running agent: the status server, the DNS proxy, SDS and the supervised data plane, as services
+/// of one `ServiceGroup`. SIGTERM/SIGINT shut the group down in reverse order, so the data plane is drained
 /// and stopped first while the status server keeps answering (readiness 503 "server is terminated",
 /// metrics still scrapeable), and the status server closes last.
 enum AgentRuntime {
@@ -56,9 +56,21 @@ enum AgentRuntime {
         }
         let drainLogger = Logger(label: "drain")
 
+        // DNS first, as Istio starts it: the app's first lookups (and the data plane's) are answered.
+        var dns: DNSService?
+        if let plan = prepared.dns {
+            do {
+                dns = try await DNSService.start(plan, metrics: metrics, group: group, logger: logger)
+            } catch {
+                logger.error("\(error)")
+                printError("pilot-agent: \(error)")
+                return 1
+            }
+        }
+
         let probes = applicationProbes(configuration)
         let statusConfiguration = StatusServerConfiguration(
-            readinessChecks: [readiness],
+            readinessChecks: (dns.map { [$0.readiness] } ?? []) + [readiness],
             metrics: metrics,
             metricsMerge: metricsMerge(configuration, localhost: localhost),
             metricsLocalhostOnly: configuration.options.metricsLocalhostAccessOnly,
@@ -96,10 +108,6 @@ enum AgentRuntime {
             statusServer = nil
         }
 
-        if configuration.options.dnsServerEnabled {
-            // Said once, loudly: with sluice-init's --redirect-dns the pod's DNS goes to 15053, which nothing serves yet.
-            logger.warning("DNS capture/server is on (ISTIO_META_DNS_CAPTURE or ISTIO_META_ENABLE_DNS_SERVER) but this agent has no DNS proxy yet: nothing answers on 15053")
-        }
         for (path, reason) in ApplicationProber.unsupportedProbes(probes) {
             logger.warning("application probe \(path) will fail: \(reason)")
         }
@@ -137,6 +145,8 @@ enum AgentRuntime {
             services: [
                 .init(service: status, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "status server"),
+            ] + (dns.map { [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "DNS proxy")] } ?? []) + [
                 .init(service: secrets, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "SDS"),
                 .init(service: dataPlane, successTerminationBehavior: .gracefullyShutdownGroup,

@@ -183,6 +183,12 @@ public struct AgentConfiguration: Sendable, Equatable {
         options.dnsServerEnabled = (options.dnsCapture && arguments.proxyType == .sidecar) || options.enableDNSServer
         options.dnsProxyAddress = env.string("DNS_PROXY_ADDR", default: "localhost:15053")
         options.dnsForwardParallel = try env.bool("DNS_FORWARD_PARALLEL", default: false)
+        options.dnsForwardTimeout = try env.duration("DNS_FORWARD_TIMEOUT", default: .seconds(5))
+        guard options.dnsForwardTimeout > .zero else {
+            throw AgentConfigError("DNS_FORWARD_TIMEOUT must be longer than 0s: use a duration such as 5s")
+        }
+        options.nameTablePath = env.string("SLUICE_NAME_TABLE", default: AgentPaths.defaultNameTable)
+        options.resolvConfPath = env.string("SLUICE_RESOLV_CONF", default: "/etc/resolv.conf")
         options.exitOnZeroActiveConnections = try env.bool("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", default: false)
         options.minimumDrainDuration = try env.duration("MINIMUM_DRAIN_DURATION", default: .seconds(5))
         options.envoyStatusPort = try env.port("ENVOY_STATUS_PORT", default: 15021)

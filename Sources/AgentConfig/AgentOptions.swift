@@ -12,6 +12,13 @@ public struct AgentOptions: Sendable, Equatable {
     public var dnsProxyAddress: String = "localhost:15053"
     /// `DNS_FORWARD_PARALLEL`.
     public var dnsForwardParallel: Bool = false
+    /// `DNS_FORWARD_TIMEOUT`: how long each upstream nameserver gets to answer.
+    public var dnsForwardTimeout: Duration = .seconds(5)
+    /// `SLUICE_NAME_TABLE`: the name table file the DNS proxy answers from (Istio form, under the root),
+    /// standing in for istiod's NDS pushes.
+    public var nameTablePath: String = AgentPaths.defaultNameTable
+    /// `SLUICE_RESOLV_CONF`: the resolver file whose nameservers the DNS proxy forwards to (as sluice-init's).
+    public var resolvConfPath: String = "/etc/resolv.conf"
     /// `EXIT_ON_ZERO_ACTIVE_CONNECTIONS`.
     public var exitOnZeroActiveConnections: Bool = false
     /// `MINIMUM_DRAIN_DURATION`.

@@ -23,6 +23,8 @@ public struct AgentPaths: Sendable, Equatable {
     public static let defaultBootstrapTemplate = "./var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
     public static let defaultGRPCBootstrap = "./etc/istio/proxy/grpc-bootstrap.json"
     public static let istioDataDirectory = "./var/lib/istio/data"
+    /// The DNS proxy's name table (Sluice's stand-in for istiod's NDS pushes).
+    public static let defaultNameTable = "./etc/istio/proxy/name-table.json"
 
     /// Absolute, without a trailing slash unless it is `/`.
     public var root: String

@@ -105,6 +105,9 @@ extension AgentCommandLine {
           ISTIO_META_INTERCEPTION_MODE         REDIRECT (default), TPROXY or NONE
           ISTIO_META_DNS_CAPTURE (false)       run the DNS proxy for a sidecar; ISTIO_META_ENABLE_DNS_SERVER for any type
           DNS_PROXY_ADDR (localhost:15053)     DNS proxy address
+          DNS_FORWARD_PARALLEL (false), DNS_FORWARD_TIMEOUT (5s)   ask every nameserver at once / each one's time limit
+          SLUICE_NAME_TABLE (./etc/istio/proxy/name-table.json)   the DNS name table (Istio NameTable JSON), reloaded on change
+          SLUICE_RESOLV_CONF (/etc/resolv.conf)   the nameservers and search list the DNS proxy uses
           ISTIO_CPU_LIMIT                      worker threads when ProxyConfig sets no concurrency
           ISTIO_BOOTSTRAP, ISTIO_BOOTSTRAP_OVERRIDE   bootstrap template / file merged over the bootstrap
           ENVOY_STATUS_PORT (15021), ENVOY_PROMETHEUS_PORT (15090)

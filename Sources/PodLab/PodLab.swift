@@ -70,6 +70,8 @@ public final class PodLab: Sendable {
         public var transparentInboundListener = false
         /// Probe listeners on 15001/15006 stand in for the proxy; off when a real proxy takes those ports.
         public var proxyProbeListeners = true
+        /// Probe listeners on 15053 stand in for the agent's DNS proxy; off when a real agent may take it.
+        public var dnsProxyProbeListeners = true
         /// More veth pairs between pod and peer, for rules that name interfaces (`-c`, `-k`).
         public var links: [Link] = []
 
@@ -243,7 +245,7 @@ public final class PodLab: Sendable {
         }
         // Like pilot-agent's DNS proxy: loopback only. REDIRECT of locally generated packets rewrites the
         // destination to 127.0.0.1 / ::1, so replies leave from the address conntrack expects.
-        for loopback in [IPAddress("127.0.0.1")!, IPAddress.ipv6Loopback] {
+        for loopback in [IPAddress("127.0.0.1")!, IPAddress.ipv6Loopback] where layout.dnsProxyProbeListeners {
             listeners.append(Listener(.tcp, Endpoint(loopback, 15053), .dnsProxy, owner: proxy))
             listeners.append(Listener(.udp, Endpoint(loopback, 15053), .dnsProxy, owner: proxy))
         }

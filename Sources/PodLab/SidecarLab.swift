@@ -55,14 +55,17 @@ public final class SidecarLab: @unchecked Sendable {
     /// ProxyConfig names sluice-proxy explicitly, so an Envoy installed on the host is never picked.
     public init(
         prefix: String = "sluice-sidecar", executables: Executables, proxyConfig: [String: String] = [:],
-        environment extra: [String: String] = [:]
+        environment extra: [String: String] = [:], captureArguments: [String] = []
     ) throws {
         var layout = PodLab.Layout()
         layout.proxyProbeListeners = false
+        layout.dnsProxyProbeListeners = false
         // The agent and the proxy own 15020/15021/15090 and the app 8080 in this lab; the peer's
         // ports are the lab services'.
         layout.ports.podTCP = []
         layout.ports.peerTCP = []
+        // The peer's port 53 is the cluster DNS server a DNS test starts there.
+        layout.ports.peerUDP = []
         lab = try PodLab(prefix: prefix, layout: layout)
         // The agent drops to 1337 and must still reach its root and the log it writes there.
         do {
@@ -78,7 +81,7 @@ public final class SidecarLab: @unchecked Sendable {
                 in: lab.pod, as: .app)
             peer = try LabHTTPServer(name: "peer", endpoints: [Self.peerService, Self.peerServiceIPv6], in: lab.peer)
             serviceRelay = try LabTCPRelay(front: Self.appService, backend: Endpoint(Self.podIP, Self.appPort), in: lab.peer)
-            let capture = try lab.run(executables.sluiceInit, CaptureConfig.injectorDefaultArguments + ["--dual-stack"])
+            let capture = try lab.run(executables.sluiceInit, CaptureConfig.injectorDefaultArguments + ["--dual-stack"] + captureArguments)
             guard capture.status == 0 else { throw LabFailure(description: "sluice-init failed: \(capture)") }
             captureOutput = capture.standardOutput + capture.standardError
             var config: [String: String] = [

@@ -43,26 +43,7 @@ enum LoadedFiles: Sendable {
     }
 }
 
-/// Identifies a file's current content without reading it: a rename, a symlink swap or a rewrite all
-/// change one of these.
-struct FileSignature: Hashable, Sendable {
-    var device: UInt64
-    var inode: UInt64
-    var size: Int64
-    var modified: Int64
-    var changed: Int64
-
-    /// nil when the file is missing or unreadable; stat follows symlinks, as a reader of the path would.
-    init?(path: String) {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        device = UInt64(status.st_dev)
-        inode = UInt64(status.st_ino)
-        size = Int64(status.st_size)
-        modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
-        changed = Int64(status.st_ctim.tv_sec) * 1_000_000_000 + Int64(status.st_ctim.tv_nsec)
-    }
-
+extension FileSignature {
     static func of(_ set: FileSet) -> [FileSignature?] { set.paths.map { FileSignature(path: $0) } }
 }
 

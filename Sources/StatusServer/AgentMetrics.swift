@@ -46,6 +46,19 @@ public final class AgentGauge: Sendable {
     }
 }
 
+/// A duration histogram in the agent's registry (seconds), usable without importing Prometheus.
+public final class AgentHistogram: Sendable {
+    let histogram: DurationHistogram
+
+    init(_ histogram: DurationHistogram) {
+        self.histogram = histogram
+    }
+
+    public func record(_ duration: Duration) {
+        histogram.record(duration)
+    }
+}
+
 /// The agent's own metrics, served first on `/stats/prometheus`; every name starts with `istio_agent_`
 /// as Istio's (`pilot/cmd/pilot-agent/metrics/metrics.go`, registry prefix `istio_agent_`).
 public final class AgentMetrics: Sendable {
@@ -112,6 +125,12 @@ public final class AgentMetrics: Sendable {
 
     public func makeGauge(name: String, help: String, labels: [(String, String)] = []) -> AgentGauge {
         AgentGauge(registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels))
+    }
+
+    /// A histogram of durations with bucket bounds in seconds.
+    public func makeHistogram(name: String, help: String, buckets: [Double]) -> AgentHistogram {
+        AgentHistogram(registry.makeDurationHistogram(descriptor: Self.descriptor(name, help),
+                                                      buckets: buckets.map { Duration.nanoseconds(Int64(($0 * 1e9).rounded())) }))
     }
 
     /// The registry in Prometheus text format 0.0.4, process figures read now.

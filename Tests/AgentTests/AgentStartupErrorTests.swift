@@ -93,3 +93,34 @@ import Testing
         _ = agent.waitForExit(timeout: .seconds(10))
     }
 }
+
+/// The DNS proxy's settings are checked before anything starts, as Istio treats them: fatal, exit 2.
+@Suite struct AgentDNSStartupErrorTests {
+    @Test func anUnreadableResolvConfStopsTheAgentWithTheFix() throws {
+        let harness = try AgentHarness()
+        var environment = try harness.environment()
+        environment["ISTIO_META_DNS_CAPTURE"] = "true"
+        environment["SLUICE_RESOLV_CONF"] = harness.root + "/missing-resolv.conf"
+        let (code, output) = try harness.runToExit(["proxy", "sidecar"], environment: environment)
+        #expect(code == 2)
+        #expect(output.contains(harness.root + "/missing-resolv.conf"), "\(output)")
+        #expect(output.contains("SLUICE_RESOLV_CONF"), "\(output)")
+        #expect(harness.dataPlaneEvents().isEmpty)
+    }
+
+    @Test func aBadProxyAddressOrTimeoutIsNamed() throws {
+        let harness = try AgentHarness()
+        try TextFile.writeAtomically("nameserver 192.0.2.53\n", to: harness.root + "/resolv.conf")
+        for (name, value) in [("DNS_PROXY_ADDR", "dns.local:15053"), ("DNS_PROXY_ADDR", "15053"), ("DNS_FORWARD_TIMEOUT", "0s"),
+                              ("DNS_FORWARD_TIMEOUT", "soon")] {
+            var environment = try harness.environment()
+            environment["ISTIO_META_DNS_CAPTURE"] = "true"
+            environment["SLUICE_RESOLV_CONF"] = harness.root + "/resolv.conf"
+            environment[name] = value
+            let (code, output) = try harness.runToExit(["proxy", "sidecar"], environment: environment)
+            #expect(code == 2, "\(name)=\(value)")
+            #expect(output.contains(name), "\(output)")
+            #expect(harness.dataPlaneEvents().isEmpty)
+        }
+    }
+}

@@ -74,7 +74,9 @@ let package = Package(
         // A pod and a peer in network namespaces joined by veth, and probes that send real packets:
         // shared by the demo and the kernel tests.
         .target(name: "PodLab", dependencies: ["Capture", "Netfilter", "Sockets", "TextFiles"]),
-        .executableTarget(name: "sluice-demo", dependencies: ["SluiceInit", "PodLab", "Netfilter", "Capture", "SecretDiscovery", "WorkloadIdentity"]),
+        .executableTarget(name: "sluice-demo", dependencies: [
+            "SluiceInit", "PodLab", "Netfilter", "Capture", "SecretDiscovery", "WorkloadIdentity", "DNSProxy", "DNSWire",
+        ]),
 
         // --- The agent (pilot-agent) ---
         // Pure: ordered JSON values, a strict JSON parser and printer, YAML read into the same values.

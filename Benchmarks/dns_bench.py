@@ -29,7 +29,7 @@ import time
 
 sys.dont_write_bytecode = True  # keep Benchmarks/ free of __pycache__
 from agent_bench import make_netns, sh  # noqa: E402
-from benchkit import enter_netns, load_average  # noqa: E402
+from benchkit import in_netns, load_average  # noqa: E402
 
 TABLE_QPS_TARGET = 50_000
 FORWARD_LATENCY_RATIO_TARGET = 1.3
@@ -89,35 +89,15 @@ def percentile(values, fraction):
 
 def measure(netns, server, port, queries, seconds, rate):
     """Throughput and latency for one target, from a child inside the netns."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        code = 1
-        try:
-            enter_netns(netns)
-            throughput = summary(dnsperf(server, port, queries, seconds))
-            fixed = dnsperf(server, port, queries, max(3, seconds // 2), rate=rate, verbose=True, clients=1)
-            values = latencies_ms(fixed)
-            result = dict(throughput, latency_samples=len(values),
-                          p50_ms=statistics.median(values) if values else None,
-                          p99_ms=percentile(values, 0.99) if values else None,
-                          fixed_lost=summary(fixed).get("lost"))
-            os.write(write_end, json.dumps(result).encode())
-            code = 0
-        except BaseException as error:
-            os.write(2, f"dns_bench: {error!r}\n".encode())
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 65536):
-        data += chunk
-    os.close(read_end)
-    _, status = os.waitpid(child, 0)
-    if status != 0:
-        raise RuntimeError("measurement failed (see above)")
-    return json.loads(data)
+    def work():
+        throughput = summary(dnsperf(server, port, queries, seconds))
+        fixed = dnsperf(server, port, queries, max(3, seconds // 2), rate=rate, verbose=True, clients=1)
+        values = latencies_ms(fixed)
+        return dict(throughput, latency_samples=len(values),
+                    p50_ms=statistics.median(values) if values else None,
+                    p99_ms=percentile(values, 0.99) if values else None,
+                    fixed_lost=summary(fixed).get("lost"))
+    return in_netns(netns, work, timeout=seconds * 2 + 120, label="dns_bench")
 
 
 def spawn_in(netns, args, env, log_path):

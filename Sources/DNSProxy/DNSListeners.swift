@@ -64,26 +64,16 @@ final class DNSDatagramHandler: ChannelInboundHandler {
         case .later(let answer):
             let channel = context.channel
             let client = envelope.remoteAddress
-            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            // Upstream answers that arrive in one batch go back to their clients in one `sendmmsg`.
+            let flush = NIOLoopBound(answersFlush, eventLoop: context.eventLoop)
             answer.hop(to: context.eventLoop).whenSuccess { bytes in
                 channel.write(AddressedEnvelope(remoteAddress: client, data: buffer(bytes, channel)), promise: nil)
-                handler.value.flushSoon(channel)
+                flush.value.request(channel)
             }
         }
     }
 
-    private var flushScheduled = false
-
-    /// Upstream answers that arrive in one batch go back to their clients in one `sendmmsg`.
-    private func flushSoon(_ channel: any Channel) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        channel.eventLoop.execute {
-            handler.value.flushScheduled = false
-            channel.flush()
-        }
-    }
+    private let answersFlush = DeferredFlush()
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if pendingFlush {
@@ -190,6 +180,22 @@ final class DNSStreamHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Writes made while one batch of reads is handled leave together (one `sendmmsg` for datagrams): the
+/// flush runs once, as a task after the batch, instead of a system call per write.
+final class DeferredFlush {
+    private var scheduled = false
+
+    func request(_ channel: any Channel) {
+        guard !scheduled else { return }
+        scheduled = true
+        let this = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        channel.eventLoop.execute {
+            this.value.scheduled = false
+            channel.flush()
+        }
     }
 }
 

@@ -182,7 +182,8 @@ final class UpstreamUDPPort: Sendable {
             channel.write(AddressedEnvelope(remoteAddress: address, data: buffer)).whenFailure { _ in
                 handler.value.finish(id: id, with: nil)
             }
-            pendingHandler.flushSoon(channel)
+            // Queries forwarded while one batch of client datagrams is handled leave in one `sendmmsg`.
+            pendingHandler.queriesFlush.request(channel)
         }
         return promise.futureResult
     }
@@ -236,19 +237,7 @@ final class UpstreamAnswerHandler: ChannelInboundHandler {
         return nil
     }
 
-    private var flushScheduled = false
-
-    /// Queries forwarded while one batch of client datagrams is handled leave in one `sendmmsg`: the
-    /// flush runs as a task after the batch, once.
-    func flushSoon(_ channel: any Channel) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-        channel.eventLoop.execute {
-            handler.value.flushScheduled = false
-            channel.flush()
-        }
-    }
+    let queriesFlush = DeferredFlush()
 
     func finish(id: UInt16, with answer: [UInt8]?) {
         guard let waiting = pending.removeValue(forKey: id) else { return }

@@ -1,9 +1,12 @@
 // sluice-demo: the whole sidecar on an embedded default. It builds a pod and a peer in network
 // namespaces, runs the real `sluice-init` in the pod with the injector's default flags, starts
 // `pilot-agent proxy sidecar` (as root; it switches to UID 1337) which starts `sluice-proxy`, sends
-// real HTTP requests both ways, reads the proxy's stats, and stops the agent with SIGTERM while a
-// request is in flight. It prints a report and exits 0 only if every check passed.
+// real HTTP requests both ways and a DNS query the agent's proxy answers, reads the proxy's stats, and
+// stops the agent with SIGTERM while a request is in flight. It prints a report and exits 0 only if
+// every check passed.
 import Capture
+import DNSProxy
+import DNSWire
 import FoundationEssentials
 import Netfilter
 import PodLab
@@ -96,11 +99,27 @@ do {
 
 print("Sluice demo: one pod with its sidecar, and a peer, in network namespaces\n")
 let started = ContinuousClock.now
+// DNS capture on, as with `ISTIO_META_DNS_CAPTURE=true`: the pod's resolv.conf names a cluster DNS on the
+// peer, and the agent answers the mesh's names from its name table (istiod's NDS push, as a file here).
+let clusterDNS = Endpoint(PodLab.externalIPv4[1], 53)
+let dnsFiles: TemporaryDirectory
+do {
+    dnsFiles = try TemporaryDirectory(prefix: "sluice-demo-dns", mode: 0o755)
+    try dnsFiles.write("resolv.conf", "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver \(clusterDNS.address)\noptions ndots:5\n", mode: 0o644)
+    try dnsFiles.write("name-table.json", #"{"table": {"reviews.default.svc.cluster.local": {"ips": ["198.51.100.10"], "registry": "Kubernetes", "shortname": "reviews", "namespace": "default"}}}"#, mode: 0o644)
+} catch {
+    fail("cannot write the demo's resolv.conf and name table: \(error)")
+}
+let dnsCaptureArguments = ["--redirect-dns", "--resolv-conf", dnsFiles.file("resolv.conf")]
 let sidecar: SidecarLab
 do {
     // Dual-stack, so IPv6 is captured and the proxy listens on [::] too.
-    sidecar = try SidecarLab(prefix: "sluice-demo", executables: executables, environment: ["ISTIO_DUAL_STACK": "true"])
+    sidecar = try SidecarLab(prefix: "sluice-demo", executables: executables,
+                             environment: ["ISTIO_DUAL_STACK": "true", "ISTIO_META_DNS_CAPTURE": "true",
+                                           "SLUICE_RESOLV_CONF": dnsFiles.file("resolv.conf"), "SLUICE_NAME_TABLE": dnsFiles.file("name-table.json")],
+                             captureArguments: dnsCaptureArguments)
 } catch {
+    dnsFiles.remove()
     fail("cannot build the lab: \(error)")
 }
 let report = Report()
@@ -109,7 +128,7 @@ print("pod   netns \(lab.podNamespaceName): eth0 \(PodLab.podIPv4), \(PodLab.pod
 print("peer  netns \(lab.peerNamespaceName): HTTP service on \(SidecarLab.peerService) and \(SidecarLab.peerServiceIPv6); "
     + "the app's Service \(SidecarLab.appService) leads back to the pod\n")
 
-let quoted = (CaptureConfig.injectorDefaultArguments + ["--dual-stack"]).map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }
+let quoted = (CaptureConfig.injectorDefaultArguments + ["--dual-stack"] + dnsCaptureArguments).map { $0.isEmpty || $0 == "*" ? "'\($0)'" : $0 }
 print("1. Capture rules: sluice-init \(quoted.joined(separator: " "))")
 print(indented(sidecar.captureOutput))
 
@@ -141,6 +160,20 @@ let expectedIdentity = "spiffe://cluster.local/ns/default/sa/demo-app"
 report.check("SDS on the workload socket (uid 1337, 0600): default is \(expectedIdentity), from the local CA",
              { switch workloadCertificate { case .success(let text): text; case .failure(let error): "\(error)" } }(),
              { if case .success(let text) = workloadCertificate { return text.hasPrefix(expectedIdentity + ",") } else { return false } }())
+
+// The app's lookup, sent where its resolv.conf says and captured to the agent's DNS proxy on 15053.
+let lookup: Result<DNSMessage, any Error> = Result {
+    try lab.pod.run(as: .app) {
+        try DNSClient.query(DNSName("reviews.default.svc.cluster.local")!, type: .a, server: clusterDNS)
+    }
+}
+report.check("app → \(clusterDNS) (its resolv.conf's nameserver): reviews.default.svc.cluster.local answered by the agent's DNS proxy (15053) from its name table",
+             { switch lookup {
+               case .success(let answer): answer.answers.map(DNSPresentation.render).joined(separator: ", ")
+                   + (answer.header.isAuthoritative ? " (authoritative)" : "")
+               case .failure(let error): "\(error)" } }(),
+             { if case .success(let answer) = lookup {
+                 return answer.header.isAuthoritative && answer.answers.map(\.data) == [.address([198, 51, 100, 10])] } else { return false } }())
 
 print("\n3. Traffic")
 let outbound = attempt { try sidecar.appRequest(to: SidecarLab.peerService) }
@@ -197,10 +230,12 @@ report.check("pilot-agent drained and exited 0", "exit \(exitCode.map(String.ini
 print("")
 if report.failed.isEmpty {
     sidecar.tearDown()
-    print("all \(report.passed) checks passed: capture, the workload certificate over SDS, the proxy both ways, the hairpin, stats, and a clean drain")
+    dnsFiles.remove()
+    print("all \(report.passed) checks passed: capture, the workload certificate over SDS, DNS from the name table, the proxy both ways, the hairpin, stats, and a clean drain")
     exit(0)
 }
 print("\(report.failed.count) of \(report.passed + report.failed.count) checks failed: \(report.failed.joined(separator: "; "))")
 print("agent and proxy log:\n" + indented(sidecar.agentLog))
 sidecar.tearDown()
+dnsFiles.remove()
 exit(1)

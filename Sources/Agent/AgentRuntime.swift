@@ -1,5 +1,7 @@
 import AgentConfig
 import AgentHTTP
+import ConfigFormats
+import DNSResolution
 import Logging
 import NIOCore
 import NIOPosix
@@ -68,6 +70,11 @@ enum AgentRuntime {
             }
         }
 
+        var nameTableJSON: (@Sendable () -> String?)?
+        if let store = dns?.watcher.store {
+            nameTableJSON = { store.nameTable?.jsonValue.renderedJSON() }
+        }
+
         let probes = applicationProbes(configuration)
         let statusConfiguration = StatusServerConfiguration(
             readinessChecks: (dns.map { [$0.readiness] } ?? []) + [readiness],
@@ -90,7 +97,8 @@ enum AgentRuntime {
                 } catch {
                     drainLogger.warning("drain request to the data plane failed: \(error)")
                 }
-            })
+            },
+            nameTableJSON: nameTableJSON)
 
         let statusServer: StatusServer?
         if configuration.proxyConfig.statusPort > 0 {

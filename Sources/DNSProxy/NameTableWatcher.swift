@@ -8,6 +8,8 @@ import TextFiles
 /// for a mesh name because it asked too early (kuma#16294 is that bug).
 public final class LookupTableStore: Sendable {
     private let state = Mutex<LookupTable?>(nil)
+    /// What the lookup table was built from, for `/debug/ndsz`.
+    private let source = Mutex<NameTable?>(nil)
 
     public init(_ table: LookupTable? = nil) {
         state.withLock { $0 = table }
@@ -19,8 +21,12 @@ public final class LookupTableStore: Sendable {
 
     public var isLoaded: Bool { state.withLock { $0 != nil } }
 
+    /// The name table in service, nil before the first one.
+    public var nameTable: NameTable? { source.withLock { $0 } }
+
     /// Replaces the whole table at once, as Istio replaces it on every NDS push.
-    public func replace(with table: LookupTable) {
+    public func replace(with table: LookupTable, builtFrom nameTable: NameTable? = nil) {
+        source.withLock { $0 = nameTable }
         state.withLock { $0 = table }
     }
 }
@@ -45,7 +51,7 @@ public struct NameTableSource: Sendable {
     }
 
     /// Reads and builds the table now.
-    public func load() throws(NameTableLoadError) -> LookupTable {
+    public func load() throws(NameTableLoadError) -> (nameTable: NameTable, lookup: LookupTable) {
         let text: String
         do {
             text = try TextFile.read(path, limit: 256 << 20)
@@ -54,7 +60,7 @@ public struct NameTableSource: Sendable {
         }
         do {
             let table = try NameTable.parse(json: text)
-            return LookupTable(table, proxyDomain: proxyDomain, podNamespace: podNamespace, searchDomains: searchDomains)
+            return (table, LookupTable(table, proxyDomain: proxyDomain, podNamespace: podNamespace, searchDomains: searchDomains))
         } catch {
             throw NameTableLoadError(path: path, reason: error.description, isMissing: false)
         }
@@ -101,10 +107,10 @@ public struct NameTableWatcher: Sendable {
     /// One load attempt; the outcome is logged.
     func reload() {
         do {
-            let table = try source.load()
+            let (nameTable, lookup) = try source.load()
             let first = !store.isLoaded
-            store.replace(with: table)
-            logger.info("DNS name table \(first ? "loaded" : "reloaded") from \(source.path): \(table.hostCount) names")
+            store.replace(with: lookup, builtFrom: nameTable)
+            logger.info("DNS name table \(first ? "loaded" : "reloaded") from \(source.path): \(nameTable.table.count) hosts, \(lookup.hostCount) names")
         } catch {
             if error.isMissing {
                 if !store.isLoaded { logger.info("\(error); DNS queries get SERVFAIL until it arrives") }

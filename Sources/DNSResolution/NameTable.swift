@@ -28,6 +28,23 @@ public struct NameTable: Sendable, Equatable {
         self.table = table
     }
 
+    /// Protobuf-JSON form, host names sorted and empty fields left out as protobuf-JSON leaves them: what
+    /// `/debug/ndsz` shows and what `parse(json:)` reads back.
+    public var jsonValue: JSONValue {
+        var hosts = JSONObject()
+        for host in table.keys.sorted() {
+            let info = table[host]!
+            var fields = JSONObject()
+            if !info.ips.isEmpty { fields["ips"] = .array(info.ips.map(JSONValue.string)) }
+            if !info.registry.isEmpty { fields["registry"] = .string(info.registry) }
+            if !info.shortname.isEmpty { fields["shortname"] = .string(info.shortname) }
+            if !info.namespace.isEmpty { fields["namespace"] = .string(info.namespace) }
+            if !info.altHosts.isEmpty { fields["altHosts"] = .array(info.altHosts.map(JSONValue.string)) }
+            hosts[host] = .object(fields)
+        }
+        return .object(JSONObject([("table", .object(hosts))]))
+    }
+
     /// Protobuf-JSON form, as istiod's NameTable is dumped by `/debug/ndsz`:
     /// `{"table": {"reviews.bookinfo.svc.cluster.local": {"ips": ["10.0.0.1"], "registry": "Kubernetes",
     /// "shortname": "reviews", "namespace": "bookinfo", "altHosts": [...]}}}`.

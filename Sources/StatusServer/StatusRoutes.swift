@@ -18,6 +18,9 @@ public struct StatusServerConfiguration: Sendable {
     public var quit: @Sendable () async -> Void
     /// `POST /drain`: the agent drains the data plane's listeners (`inboundonly&graceful&skip_exit`).
     public var drain: @Sendable () async -> Void
+    /// `GET /debug/ndsz`: the DNS proxy's name table as JSON, nil before the first one; absent when the
+    /// DNS proxy is off.
+    public var nameTableJSON: (@Sendable () -> String?)?
 
     public init(
         readinessChecks: [any ReadinessCheck],
@@ -27,8 +30,10 @@ public struct StatusServerConfiguration: Sendable {
         prober: ApplicationProber? = nil,
         shutdown: ShutdownFlag,
         quit: @escaping @Sendable () async -> Void,
-        drain: @escaping @Sendable () async -> Void
+        drain: @escaping @Sendable () async -> Void,
+        nameTableJSON: (@Sendable () -> String?)? = nil
     ) {
+        self.nameTableJSON = nameTableJSON
         self.readinessChecks = readinessChecks
         self.metrics = metrics
         self.metricsMerge = metricsMerge
@@ -79,8 +84,11 @@ public final class StatusRoutes: Sendable {
             }
         case "/debug/ndsz":
             guard request.isFromLoopback else { return .text(403, "only requests from localhost are allowed\n") }
-            // No DNS proxy yet, so never a name table: Istio's answer for "DNS disabled".
-            return HTTPResponse(status: 404, headers: ["Content-Type": "application/json"], body: Array("{}".utf8))
+            // Istio's answers: 404 with DNS off, `{}` before the first table.
+            guard let nameTableJSON = configuration.nameTableJSON else {
+                return HTTPResponse(status: 404, headers: ["Content-Type": "application/json"], body: Array("{}".utf8))
+            }
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: Array((nameTableJSON() ?? "{}").utf8))
         default:
             if path.hasPrefix("/app-health/") || path.hasPrefix("/app-lifecycle/") {
                 guard let prober = configuration.prober else {

@@ -1,3 +1,4 @@
+import ConfigFormats
 import DNSResolution
 import Testing
 
@@ -47,6 +48,18 @@ import Testing
             "api.partner.example": .init(ips: ["240.240.0.3", "2001:2::3"], registry: "External"),
             "*.wikipedia.org": .init(ips: ["240.240.0.9"], registry: "External"),
         ]))
+    }
+
+    @Test func jsonFormReadsBackAsTheSameTable() throws {
+        let table = try NameTable.parse(json: Self.realisticTable)
+        let rendered = table.jsonValue.renderedJSON()
+        #expect(try NameTable.parse(json: rendered) == table)
+        // Sorted hosts, empty fields left out: what /debug/ndsz shows.
+        #expect(rendered.contains(#""altHosts""#))
+        #expect(!rendered.contains(#""shortname": """#))
+        let hosts = rendered.split(separator: "\n").filter { $0.hasSuffix(": {") && !$0.contains("\"table\"") }
+            .map { $0.split(separator: "\"")[1] }
+        #expect(hosts == ["*.wikipedia.org", "api.partner.example", "mysql.db.svc.cluster.local", "reviews.default.svc.cluster.local"])
     }
 
     @Test func protoFieldNameForAltHosts() throws {

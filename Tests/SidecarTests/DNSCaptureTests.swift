@@ -80,6 +80,10 @@ struct DNSCaptureTests {
         #expect(!log.contains("reviews.bookinfo"), "\(log)")
         #expect(!log.contains("productpage"), "\(log)")
 
+        let nameTable = try LabHTTP.request("GET", "/debug/ndsz", port: 15020, in: lab.lab.pod, timeout: .seconds(2))
+        #expect(nameTable.status == 200)
+        #expect(nameTable.body.contains("\"reviews.bookinfo.svc.cluster.local\""), "\(nameTable.body)")
+
         let metrics = try LabHTTP.request("GET", "/stats/prometheus", port: 15020, in: lab.lab.pod, timeout: .seconds(5)).body
         #expect(metricValue(metrics, "istio_agent_dns_requests_total").map { $0 >= 5 } == true, "\(metrics)")
         #expect(metricValue(metrics, "istio_agent_dns_upstream_requests_total").map { $0 >= 1 } == true)

@@ -31,12 +31,13 @@ func makeRoutes(
     checks: [any ReadinessCheck] = [], shutdown: ShutdownFlag = ShutdownFlag(), logger: Logger = Logger(label: "test"),
     metricsMerge: MetricsMergeConfiguration? = nil, metricsLocalhostOnly: Bool = false, prober: ApplicationProber? = nil,
     quit: @escaping @Sendable () async -> Void = {}, drain: @escaping @Sendable () async -> Void = {},
-    metrics: AgentMetrics = AgentMetrics(buildTag: "test")
+    metrics: AgentMetrics = AgentMetrics(buildTag: "test"), nameTableJSON: (@Sendable () -> String?)? = nil
 ) -> StatusRoutes {
     StatusRoutes(
         configuration: StatusServerConfiguration(
             readinessChecks: checks, metrics: metrics, metricsMerge: metricsMerge,
-            metricsLocalhostOnly: metricsLocalhostOnly, prober: prober, shutdown: shutdown, quit: quit, drain: drain),
+            metricsLocalhostOnly: metricsLocalhostOnly, prober: prober, shutdown: shutdown, quit: quit, drain: drain,
+            nameTableJSON: nameTableJSON),
         group: testGroup, logger: logger)
 }
 

@@ -1,6 +1,7 @@
 import AgentHTTP
 import Logging
 import StatusServer
+import Synchronization
 import Testing
 
 @Suite("Status endpoints")
@@ -61,6 +62,17 @@ struct StatusRoutesTests {
         #expect(local.bodyText == "{}")
         let remote = await routes.respond(to: HTTPRequest(target: "/debug/ndsz", remoteAddress: "10.9.9.9"))
         #expect(remote.status == 403)
+    }
+
+    @Test func nameTableDebugShowsTheTableOnceLoaded() async throws {
+        let table = Mutex<String?>(nil)
+        let routes = makeRoutes(nameTableJSON: { table.withLock { $0 } })
+        let before = await routes.respond(to: HTTPRequest(target: "/debug/ndsz"))
+        #expect(before.status == 200)
+        #expect(before.bodyText == "{}")
+        table.withLock { $0 = #"{"table": {"a.example.test": {"ips": ["192.0.2.1"]}}}"# }
+        let after = await routes.respond(to: HTTPRequest(target: "/debug/ndsz"))
+        #expect(after.bodyText.contains("a.example.test"))
     }
 
     @Test func unknownPathIs404() async throws {

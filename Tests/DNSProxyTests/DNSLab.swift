@@ -118,6 +118,22 @@ final class DNSLab: @unchecked Sendable {
     func tableFile() -> String { files.file("name-table.json") }
 }
 
+/// Runs `body` with a lab and shuts the lab down (proxy, event loop, dnsmasq, files) before returning,
+/// whether `body` succeeded or threw.
+func withDNSLab(table: NameTable?, upstreams: [Endpoint] = [DNSLab.upstreamEndpoint], startUpstream: Bool = true,
+                forwardInParallel: Bool = false, forwardTimeout: Duration = .seconds(2),
+                _ body: (DNSLab) async throws -> Void) async throws {
+    let lab = try await DNSLab(table: table, upstreams: upstreams, startUpstream: startUpstream,
+                               forwardInParallel: forwardInParallel, forwardTimeout: forwardTimeout)
+    do {
+        try await body(lab)
+    } catch {
+        await lab.shutdown()
+        throw error
+    }
+    await lab.shutdown()
+}
+
 /// The proxy's metrics, counted.
 final class MetricCounts: Sendable {
     private let values = Mutex<[String: Int]>([:])

@@ -93,14 +93,15 @@ public struct NameTableWatcher: Sendable {
 
     /// Polls until cancelled.
     public func run() async {
-        var lastSeen: FileSignature?? = .none
+        var lastSeen = FileSignature(path: source.path)
+        reload()
         while !Task.isCancelled {
+            try? await Task.sleep(for: source.pollInterval)
             let signature = FileSignature(path: source.path)
-            if lastSeen != .some(signature) {
-                lastSeen = .some(signature)
+            if signature != lastSeen {
+                lastSeen = signature
                 reload()
             }
-            try? await Task.sleep(for: source.pollInterval)
         }
     }
 

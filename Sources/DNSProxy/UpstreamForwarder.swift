@@ -65,6 +65,7 @@ final class UpstreamForwarder: Sendable {
     }
 
     /// The client's answer: an upstream's, sized for the client, or SERVFAIL when every upstream failed.
+    /// Called on `eventLoop`, where the listeners run too.
     func forward(_ query: ForwardedQuery, transport: DNSTransport) -> EventLoopFuture<[UInt8]> {
         metrics.upstreamRequest()
         let started = ContinuousClock.now
@@ -118,7 +119,8 @@ final class UpstreamForwarder: Sendable {
             return ports[Int(draw >> 32) % ports.count].exchange(query, with: address, timeout: timeout,
                                                                   preferredID: UInt16(truncatingIfNeeded: draw))
         case .tcp:
-            return UpstreamTCPExchange.run(query, with: upstream, timeout: timeout, eventLoop: eventLoop)
+            guard let address = socketAddresses[upstream] else { return eventLoop.makeSucceededFuture(nil) }
+            return UpstreamTCPExchange.run(query, with: address, timeout: timeout, eventLoop: eventLoop)
         }
     }
 }
@@ -128,7 +130,7 @@ func answersQuestion(_ answer: DNSMessage, of query: DNSMessage) -> Bool {
     guard answer.header.isResponse, answer.questions.count == 1, let asked = query.questions.first else { return false }
     let answered = answer.questions[0]
     return answered.type == asked.type && answered.recordClass == asked.recordClass
-        && answered.name.lowercasedKey == asked.name.lowercasedKey
+        && answered.name.equalsIgnoringCase(asked.name)
 }
 
 /// One long-lived UDP socket towards the upstreams, with the queries waiting on it keyed by the ID
@@ -158,39 +160,34 @@ final class UpstreamUDPPort: Sendable {
         return UpstreamUDPPort(channel: channel, handler: handler)
     }
 
+    /// Called on the event loop the listeners and this socket share.
     func exchange(_ query: ForwardedQuery, with address: SocketAddress, timeout: Duration,
                   preferredID: UInt16) -> EventLoopFuture<[UInt8]?> {
-        let eventLoop = channel.eventLoop
-        let promise = eventLoop.makePromise(of: [UInt8]?.self)
         let channel = self.channel
+        channel.eventLoop.preconditionInEventLoop()
+        let waiting = handler.value
+        guard let id = waiting.freeID(preferring: preferredID) else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let promise = channel.eventLoop.makePromise(of: [UInt8]?.self)
+        var bytes = query.bytes
+        bytes[0] = UInt8(id >> 8)
+        bytes[1] = UInt8(id & 0xFF)
+        waiting.pending[id] = UpstreamAnswerHandler.Pending(query: query.query, upstream: address, promise: promise,
+                                                           deadline: .now() + TimeAmount(timeout))
+        waiting.startSweeping(channel.eventLoop, every: Self.sweepInterval(for: timeout))
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
         let handler = self.handler
-        eventLoop.execute {
-            let pendingHandler = handler.value
-            guard let id = pendingHandler.freeID(preferring: preferredID) else {
-                promise.succeed(nil)
-                return
-            }
-            var bytes = query.bytes
-            bytes[0] = UInt8(id >> 8)
-            bytes[1] = UInt8(id & 0xFF)
-            pendingHandler.pending[id] = UpstreamAnswerHandler.Pending(
-                clientID: query.query.header.id, query: query.query, upstream: address, promise: promise,
-                deadline: .now() + .nanoseconds(timeout.nanosecondsValue))
-            pendingHandler.startSweeping(channel.eventLoop, every: UpstreamUDPPort.sweepInterval(for: timeout))
-            var buffer = channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
-            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer)).whenFailure { _ in
-                handler.value.finish(id: id, with: nil)
-            }
-            // Queries forwarded while one batch of client datagrams is handled leave in one `sendmmsg`.
-            pendingHandler.queriesFlush.request(channel)
+        channel.write(AddressedEnvelope(remoteAddress: address, data: buffer)).whenFailure { _ in
+            handler.value.finish(id: id, with: nil)
         }
+        // Queries forwarded while one batch of client datagrams is handled leave in one `sendmmsg`.
+        waiting.queriesFlush.request(channel)
         return promise.futureResult
     }
 
     /// A tenth of the timeout (between 10 ms and 100 ms): how late a timed-out query may learn it.
     static func sweepInterval(for timeout: Duration) -> TimeAmount {
-        .nanoseconds(min(100_000_000, max(10_000_000, timeout.nanosecondsValue / 10)))
+        min(.milliseconds(100), max(.milliseconds(10), TimeAmount(timeout / 10)))
     }
 }
 
@@ -199,7 +196,7 @@ final class UpstreamAnswerHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     struct Pending {
-        var clientID: UInt16
+        /// The client's query, with the client's ID.
         var query: DNSMessage
         var upstream: SocketAddress
         var promise: EventLoopPromise<[UInt8]?>
@@ -257,8 +254,8 @@ final class UpstreamAnswerHandler: ChannelInboundHandler {
             return
         }
         guard answersQuestion(answer, of: waiting.query) else { return }
-        bytes[0] = UInt8(waiting.clientID >> 8)
-        bytes[1] = UInt8(waiting.clientID & 0xFF)
+        bytes[0] = UInt8(waiting.query.header.id >> 8)
+        bytes[1] = UInt8(waiting.query.header.id & 0xFF)
         finish(id: id, with: bytes)
     }
 
@@ -275,19 +272,19 @@ final class UpstreamAnswerHandler: ChannelInboundHandler {
 /// One query over its own TCP connection, as miekg/dns's client makes it: connect, send the framed
 /// query, read one framed answer, close.
 enum UpstreamTCPExchange {
-    static func run(_ query: ForwardedQuery, with upstream: Endpoint, timeout: Duration,
+    static func run(_ query: ForwardedQuery, with upstream: SocketAddress, timeout: Duration,
                     eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
         let promise = eventLoop.makePromise(of: [UInt8]?.self)
-        let deadline = eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.nanosecondsValue))) { promise.succeed(nil) }
+        let deadline = eventLoop.scheduleTask(in: TimeAmount(timeout)) { promise.succeed(nil) }
         promise.futureResult.whenComplete { _ in deadline.cancel() }
         let connection = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.nanoseconds(Int64(timeout.nanosecondsValue)))
+            .connectTimeout(TimeAmount(timeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UpstreamTCPAnswerHandler(query: query.query, promise: promise))
                 }
             }
-            .connect(host: upstream.address.description, port: Int(upstream.port))
+            .connect(to: upstream)
         connection.whenFailure { _ in promise.succeed(nil) }
         connection.whenSuccess { channel in
             var buffer = channel.allocator.buffer(capacity: query.bytes.count + 2)
@@ -333,12 +330,5 @@ final class UpstreamTCPAnswerHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         promise.succeed(nil)
         context.close(promise: nil)
-    }
-}
-
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

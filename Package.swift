@@ -139,7 +139,7 @@ let package = Package(
         // --- The DNS proxy (pilot-agent, 15053) ---
         // Pure: the DNS wire format (names with compression, EDNS0, truncation, TCP framing), strict on input.
         .target(name: "DNSWire"),
-        // Pure: Istio's name table, the agent's lookup table with search-domain aliases, resolv.conf.
+        // Pure: Istio's name table and the agent's lookup table with search-domain aliases (resolv.conf is Capture's ResolvConf).
         .target(name: "DNSResolution", dependencies: ["Capture", "ConfigFormats"]),
         // Network edge: the UDP and TCP listeners, upstream forwarding, the table file watch.
         .target(name: "DNSProxy", dependencies: [

@@ -1,7 +1,6 @@
 import AgentConfig
 import Capture
 import DNSProxy
-import DNSResolution
 import Logging
 import TextFiles
 

@@ -72,19 +72,10 @@ extension CaptureConfig {
     }
 
     /// The nameservers of a resolv.conf, IPv4 first then IPv6 (Istio's `DNSServersV4` + `DNSServersV6`),
-    /// each in file order. Like miekg/dns, only lines whose first field is exactly `nameserver` count;
-    /// like Istio's `IPsSplitV4V6`, values that are not plain addresses are skipped — Sluice also skips
-    /// zoned ones (`fe80::1%eth0`), which no rule can match.
+    /// each in file order. Like Istio's `IPsSplitV4V6`, values that are not plain addresses are skipped;
+    /// Sluice also skips zoned ones (`fe80::1%eth0`), which no rule can match (`ResolvConf.parse`).
     public static func nameservers(inResolvConf text: String) -> [IPAddress] {
-        var servers: [IPAddress] = []
-        // Go's line scanner splits on "\n" only; a lone "\r" stays inside the line (and is then a field
-        // separator), so split scalars rather than Characters ("\r\n" is one Character).
-        for line in text.unicodeScalars.split(separator: "\n") {
-            let fields = String(line).split(whereSeparator: { $0.isWhitespace })
-            guard fields.count > 1, fields[0] == "nameserver",
-                  let address = IPAddress(String(fields[1])) else { continue }
-            servers.append(address)
-        }
+        let servers = ResolvConf.parse(text).resolvConf.nameservers.map(\.address)
         return servers.filter { $0.family == .ipv4 } + servers.filter { $0.family == .ipv6 }
     }
 

@@ -1,7 +1,5 @@
-import Capture
-
-/// What the agent needs from /etc/resolv.conf (resolv.conf(5)): where to forward, and the first search
-/// domain for the lookup table's CNAME aliases.
+/// A resolv.conf (resolv.conf(5)) as Sluice reads it, one way for both sides: sluice-init captures its
+/// nameservers, the agent's DNS proxy forwards to them and expands names with its search list.
 public struct ResolvConf: Sendable, Equatable {
     public struct Nameserver: Sendable, Equatable, CustomStringConvertible {
         public var address: IPAddress

@@ -1,5 +1,4 @@
 import Capture
-import DNSResolution
 import Testing
 
 private func nameserver(_ text: String) -> ResolvConf.Nameserver {

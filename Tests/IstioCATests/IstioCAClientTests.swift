@@ -20,6 +20,19 @@ import WorkloadIdentity
         return configuration
     }
 
+    /// One `sign` call that must fail, with `configuration` against `server`; the client is closed and
+    /// the server stopped before the error is returned.
+    func failingSign(_ configuration: IstioCAClientConfiguration, against server: TestIstioCA,
+                     sourceLocation: SourceLocation = #_sourceLocation) async throws -> IstioCAError? {
+        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
+        let error = await #expect(throws: IstioCAError.self, sourceLocation: sourceLocation) {
+            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
+        }
+        await client.close()
+        await server.stop()
+        return error
+    }
+
     @Test func signsOverTLSWithTokenClusterIDHeadersAndCertSigner() async throws {
         let server = try await TestIstioCA.start(expectedToken: "token-1", expectedClusterID: "Kubernetes")
         let directory = try TemporaryDirectory(prefix: "istioca-test")
@@ -90,13 +103,7 @@ import WorkloadIdentity
         let server = try await TestIstioCA.start(expectedToken: nil, expectedClusterID: nil, ipAddressSAN: false)
         var configuration = configuration(for: server, directory: nil, serverName: nil)
         configuration.maximumAttempts = 1
-        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration, against: server)
 
         #expect(server.requests.isEmpty)
         #expect(error?.description.contains("TLS handshake with 127.0.0.1") == true, "\(error?.description ?? "")")
@@ -126,13 +133,7 @@ import WorkloadIdentity
         let directory = try TemporaryDirectory(prefix: "istioca-test")
         defer { directory.remove() }
         if emptyFile { try directory.write("istio-token", " \n") }
-        let client = try IstioCAClient(configuration: configuration(for: server, directory: directory), logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration(for: server, directory: directory), against: server)
 
         #expect(server.requests.count == 1)
         #expect(server.requests.first?.authorization == nil)
@@ -152,13 +153,7 @@ import WorkloadIdentity
         var configuration = configuration(for: server, directory: nil)
         configuration.rootCertificatesPEM = try TestTLSCredentials.unrelatedRootPEM()
         configuration.maximumAttempts = 2
-        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration, against: server)
 
         #expect(server.requests.isEmpty)
         let description = error?.description ?? ""
@@ -172,13 +167,7 @@ import WorkloadIdentity
         let server = try await TestIstioCA.start(expectedToken: nil, expectedClusterID: nil, ipAddressSAN: false)
         var configuration = configuration(for: server, directory: nil, serverName: "istiod.other.svc")
         configuration.maximumAttempts = 1
-        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration, against: server)
 
         #expect(server.requests.isEmpty)
         #expect(error?.description.contains("TLS handshake with istiod.other.svc") == true, "\(error?.description ?? "")")
@@ -202,13 +191,7 @@ import WorkloadIdentity
         server.failNext(100, with: .resourceExhausted)
         var configuration = configuration(for: server, directory: nil)
         configuration.initialBackoff = .milliseconds(20)
-        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration, against: server)
 
         #expect(error?.attempts == 5)
         #expect(error?.isRetryable == true)
@@ -228,13 +211,7 @@ import WorkloadIdentity
     func nonRetryableCodesAreNotRetried(code: RPCError.Code) async throws {
         let server = try await TestIstioCA.start(expectedToken: nil, expectedClusterID: nil)
         server.failNext(3, with: code)
-        let client = try IstioCAClient(configuration: configuration(for: server, directory: nil), logger: quietLogger)
-
-        let error = await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        let error = try await failingSign(configuration(for: server, directory: nil), against: server)
 
         #expect(server.requests.count == 1)
         #expect(error?.attempts == 1)
@@ -265,13 +242,7 @@ import WorkloadIdentity
         var configuration = configuration(for: server, directory: nil)
         configuration.rootCertificatesPEM = credentials.rootCertificatePEM
         configuration.maximumAttempts = 1
-        let client = try IstioCAClient(configuration: configuration, logger: quietLogger)
-
-        await #expect(throws: IstioCAError.self) {
-            _ = try await client.sign(csrPEM: try makeCSR().csrPEM, validity: .seconds(600))
-        }
-        await client.close()
-        await server.stop()
+        _ = try await failingSign(configuration, against: server)
         #expect(server.requests.isEmpty)
     }
 

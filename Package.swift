@@ -63,13 +63,13 @@ let package = Package(
         // Pure: flags + env -> validated config -> ruleset model -> nft text. No syscalls.
         .target(name: "Capture"),
         // Kernel edge: the only module that speaks netlink (nftables and rtnetlink) or enters namespaces.
-        .target(name: "Netfilter", dependencies: ["Capture", "Sockets", "CNetfilter", "CCapabilities"]),
+        .target(name: "Netfilter", dependencies: ["Capture", "Sockets", "TextFiles", "CNetfilter", "CCapabilities"]),
         // Socket addresses as the socket API spells them, and conntrack's original destination.
         .target(name: "Sockets", dependencies: ["Capture"]),
         // Small whole files as text (configuration, resolv.conf, procfs), read one way everywhere.
         .target(name: "TextFiles"),
         // The sluice-init command: reads the environment, runs the pure pipeline, applies at the edge.
-        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter", "Sockets", "TextFiles"]),
+        .target(name: "SluiceInit", dependencies: ["Capture", "Netfilter", "Sockets", "TextFiles", "ConfigFormats"]),
         .executableTarget(name: "sluice-init", dependencies: ["SluiceInit"]),
         // A pod and a peer in network namespaces joined by veth, and probes that send real packets:
         // shared by the demo and the kernel tests.
@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(name: "NetfilterTests", dependencies: ["Capture", "Netfilter", "PodLab"]),
         .testTarget(name: "KernelTests", dependencies: ["Capture", "Netfilter", "SluiceInit", "PodLab"]),
         // Istio's golden rulesets against Sluice's, probe by probe, with real packets.
-        .testTarget(name: "ConformanceTests", dependencies: ["Capture", "Netfilter", "PodLab"], exclude: ["Fixtures"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["Capture", "Netfilter", "PodLab", "SluiceInit"], exclude: ["Fixtures"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "AgentConfigTests", dependencies: ["AgentConfig", "ConfigFormats"]),
         .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "ConfigFormats"], exclude: ["Snapshots"]),

@@ -116,7 +116,7 @@ public enum NftTextRenderer {
         }
     }
 
-    static func setElements(_ elements: NamedSet.Elements) -> [String] {
+    public static func setElements(_ elements: NamedSet.Elements) -> [String] {
         switch elements {
         case .addresses(_, let ranges):
             return ranges.map { range in range.singlePrefix.map { "\($0)" } ?? "\(range.first)-\(range.last)" }

@@ -157,6 +157,15 @@ public final class NetworkNamespace: @unchecked Sendable {
         }
     }
 
+    /// Moves the calling thread into this namespace for good: what a command-line tool entering a pod
+    /// (`--netns`, `--pid`) does on its main thread before anything else, so everything it opens after
+    /// (netlink sockets, `/proc/thread-self/net`) is the pod's.
+    public func enter() throws {
+        guard setns(fileDescriptor, Self.cloneNewNet) == 0 else {
+            throw SystemCallError(call: "setns(\(path), CLONE_NEWNET)", errno: errno)
+        }
+    }
+
     // MARK: Private
 
     /// From <linux/sched.h>; Swift's Glibc module is built without _GNU_SOURCE, which hides it.

@@ -216,7 +216,7 @@ public final class NftablesReadback {
     }
 
     /// The ruleset generation: the kernel bumps it on every committed transaction.
-    private func generation() throws(KernelError) -> UInt32 {
+    func generation() throws(KernelError) -> UInt32 {
         let answers = try exchange(Nftnl.generationRequest, isDump: false, reading: "the ruleset generation",
                                    Readback.parseGeneration)
         guard let id = answers?.first else { throw .unexpectedReply("no answer to the ruleset generation request") }
@@ -232,7 +232,7 @@ public final class NftablesReadback {
     /// Sends one request and collects what `parse` makes of each answer: up to the dump's NLMSG_DONE,
     /// or the first answer of a request that is not a dump. Nil when the kernel marked the dump
     /// interrupted (NLM_F_DUMP_INTR): a commit changed the ruleset while it ran.
-    private func exchange<Value>(_ request: (UInt32) -> [UInt8], isDump: Bool, reading object: String,
+    func exchange<Value>(_ request: (UInt32) -> [UInt8], isDump: Bool, reading object: String,
                                  _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
         let operation = "read back \(object)"
         let sequence = nextSequence

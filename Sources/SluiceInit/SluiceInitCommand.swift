@@ -17,6 +17,9 @@ public enum SluiceInitCommand {
     static func run(
         arguments: [String], environment: [String: String], facts: some SystemFacts, output: inout StandardStreams
     ) -> Int32 {
+        if let first = arguments.first, DebugCommand.names.contains(first) {
+            return DebugCommands.run(arguments, environment: environment, output: &output)
+        }
         // Istio's injected init container runs `pilot-agent istio-iptables <flags>`; accepting the
         // subcommand name lets an image whose entrypoint is sluice-init take those args unchanged.
         let flags = arguments.first == "istio-iptables" ? Array(arguments.dropFirst()) : arguments

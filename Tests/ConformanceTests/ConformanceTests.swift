@@ -46,6 +46,9 @@ struct ConformanceTests {
         print(report.text)
         for result in results {
             if let failure = result.failure { Issue.record("\(result.name): \(failure)") }
+            for disagreement in result.explainDisagreements {
+                Issue.record("[\(result.name)] explain disagrees with the kernel: \(disagreement)")
+            }
         }
         for deviation in report.unexpected { Issue.record("deviation not in the allow-list: \(deviation)") }
         for entry in report.staleAllowances {
@@ -79,6 +82,10 @@ struct ConfigurationRun: Sendable {
 
     var name: String
     var comparisons: [Comparison] = []
+    /// Probes where `sluice-init explain`'s walk of Sluice's live rules disagreed with the real packet.
+    var explainDisagreements: [String] = []
+    /// Probes `explain` was checked on.
+    var explainChecked = 0
     var failure: String? = nil
     var elapsed: Duration = .zero
 
@@ -119,6 +126,21 @@ struct ConfigurationRun: Sendable {
                 outcomes = [pair.istio, pair.sluice].map { probe.run(in: $0, timeout: ConformanceTests.retryTimeout) }
             }
             comparisons.append(Comparison(probe: probe.description, istio: outcomes[0], sluice: outcomes[1]))
+            checkExplain(probe, landed: outcomes[1], pair: pair)
+        }
+    }
+
+    /// `explain` must predict the real packet's outcome in Sluice's pod. Outcomes compare as the suite
+    /// compares them (every "nowhere" is one outcome).
+    private mutating func checkExplain(_ probe: ProbeSpec, landed: Outcome, pair: PodPair) {
+        explainChecked += 1
+        switch ExplainPrediction.predict(probe, in: pair.sluice, matrix: pair.matrix) {
+        case .success(let predicted) where predicted == landed:
+            return
+        case .success(let predicted):
+            explainDisagreements.append("\(probe): kernel → \(landed); explain → \(predicted)")
+        case .failure(let failure):
+            explainDisagreements.append("\(probe): kernel → \(landed); explain could not say: \(failure)")
         }
     }
 }
@@ -164,6 +186,10 @@ struct ConformanceReport {
             lines.append("  \(result.name): \(result.comparisons.count) probes, \(differing) deviations, "
                          + "\(Self.seconds(result.elapsed))" + (result.failure.map { " — FAILED: \($0)" } ?? ""))
         }
+        let explained = results.reduce(0) { $0 + $1.explainChecked }
+        let disagreements = results.reduce(0) { $0 + $1.explainDisagreements.count }
+        lines.append("sluice-init explain vs the kernel on Sluice's pods: \(explained) probes, \(explained - disagreements) agree, "
+                     + "\(disagreements) disagree")
         lines.append("configs: \(results.count), probes: \(probes), identical: \(probes - deviations.count), "
                      + "deviations: \(deviations.count) (\(deviations.count - unexpected.count) allow-listed), "
                      + "time: \(Self.seconds(elapsed))")

@@ -40,7 +40,9 @@ struct WalkInProgress {
     var notes: [String] = []
     /// Rules evaluated so far may not exceed this: the kernel refuses jump loops, but a hand-made ruleset
     /// may hold one, and many jumps could multiply the rules walked.
-    var remainingRuleBudget = 100_000
+    var remainingRuleBudget = Self.ruleBudget
+
+    static let ruleBudget = 100_000
 
     /// The kernel's jump stack depth (NFT_JUMP_STACK_SIZE).
     static let jumpStackLimit = 16
@@ -173,6 +175,8 @@ struct WalkInProgress {
         var callers: [(chain: Int, nextRule: Int)] = []
         var chainIndex = baseChainIndex
         var ruleIndex = 0
+        // Bounded: every pass evaluates a rule, counted against the budget, or pops a caller that such a
+        // rule pushed.
         while true {
             let chain = table.chains[chainIndex]
             guard ruleIndex < chain.rules.count else {
@@ -183,7 +187,7 @@ struct WalkInProgress {
             }
             let location = RuleLocation(table: table.name, chain: chain.name, index: ruleIndex)
             guard remainingRuleBudget > 0 else {
-                return .undetermined(location, "the walk evaluated more than 100000 rules; the jumps look like a loop")
+                return .undetermined(location, "the walk evaluated more than \(Self.ruleBudget) rules; the jumps look like a loop")
             }
             remainingRuleBudget -= 1
             ruleIndex += 1

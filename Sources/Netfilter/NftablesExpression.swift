@@ -34,7 +34,7 @@ enum NftablesExpression: Hashable, Sendable {
     enum MetaKey: UInt32, Sendable {
         case mark = 3, inputInterfaceName = 6, outputInterfaceName = 7, socketUID = 10, socketGID = 11
         case netfilterProtocol = 15, transportProtocol = 16
-        case nftrace = 17
+        case nftrace = 12   // NFT_META_NFTRACE
     }
 
     enum ConntrackKey: UInt32, Sendable {

@@ -73,7 +73,7 @@ public struct TraceFilter: Sendable, Hashable, CustomStringConvertible {
         if let source { words.append("from \(source)") }
         if let inputInterface { words.append("arriving on \(inputInterface)") }
         if let uid { words.append("sent by uid \(uid)") }
-        return words.count == 1 ? "all packets" : words.joined(separator: " ")
+        return self == TraceFilter() ? "all packets" : words.joined(separator: " ")
     }
 
     private static func host(_ address: IPAddress) -> CIDR {
@@ -238,19 +238,21 @@ public final class NftablesTraceSession {
 
     public init(filter: TraceFilter) throws(KernelError) {
         if let contradiction = filter.contradiction { throw .unencodable("the trace filter matches nothing: \(contradiction)") }
-        self.filter = filter
-        tableName = "sluice-trace-\(getpid())"
+        let tableName = "sluice-trace-\(getpid())"
+        // Distinct per session, like nft's time-based start.
+        let batch = try TraceTableBatch.creating(table: tableName, filter: filter,
+                                                 firstSequence: UInt32(truncatingIfNeeded: time(nil)))
         let socket = try TraceSocket()
         // Subscribed before the table exists, so no event of a traced packet is missed.
         try socket.subscribeToTraceEvents()
-        self.socket = socket
-        interfaces = InterfaceNames()
-        // Distinct per session, like nft's time-based start.
-        nextSequence = UInt32(truncatingIfNeeded: time(nil))
-        let batch = try TraceTableBatch.creating(table: tableName, filter: filter, firstSequence: nextSequence)
-        nextSequence = batch.endSequence &+ 1
-        // Events of packets traced while the kernel was still answering come with the answers.
+        // Events of packets traced while the kernel was still answering come with the answers. On a
+        // refusal nothing was created, and the socket closes with this scope.
         pending = try socket.commit(batch, operation: "start the trace")
+        self.filter = filter
+        self.tableName = tableName
+        self.socket = socket
+        nextSequence = batch.endSequence &+ 1
+        interfaces = InterfaceNames()
     }
 
     deinit { close() }
@@ -283,6 +285,7 @@ public final class NftablesTraceSession {
     public func close() {
         guard !isClosed else { return }
         isClosed = true
+        pending = []
         do {
             let batch = try TraceTableBatch.deleting(table: tableName, firstSequence: nextSequence)
             nextSequence = batch.endSequence &+ 1
@@ -290,13 +293,6 @@ public final class NftablesTraceSession {
         } catch {
             removalError = error
         }
-        socket.close()
-    }
-
-    /// Closes the socket without deleting the table, as a killed process would: the kernel must then
-    /// delete the table itself (`NFT_TABLE_F_OWNER`). For tests.
-    func abandon() {
-        isClosed = true
         socket.close()
     }
 

@@ -61,7 +61,8 @@ final class TraceSocket {
 
     func subscribeToTraceEvents() throws(KernelError) {
         var group = Int32(NFNLGRP_NFTRACE.rawValue)
-        guard let socket, mnl_socket_setsockopt(socket, NETLINK_ADD_MEMBERSHIP, &group, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        guard let socket, mnl_socket_setsockopt(socket, NETLINK_ADD_MEMBERSHIP, &group, size) == 0 else {
             throw .from(errno: errno, operation: "subscribe to nftables trace events",
                         call: "setsockopt(NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTRACE)")
         }
@@ -83,7 +84,10 @@ final class TraceSocket {
         for _ in 0..<1000 {
             var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
             let remaining = max(.zero, deadline - ContinuousClock.now).components
-            let wait = Int32(clamping: remaining.seconds * 1000 + (remaining.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+            // Rounded up, so a wait shorter than a millisecond does not become a busy loop.
+            let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+            let wait = Int32(clamping: remaining.seconds * 1000
+                             + (remaining.attoseconds + attosecondsPerMillisecond - 1) / attosecondsPerMillisecond)
             let ready = poll(&descriptor, 1, wait)
             if ready < 0 {
                 if errno == EINTR { continue }
@@ -126,7 +130,9 @@ final class TraceSocket {
             }
             for message in messages {
                 if message.type == UInt16(NLMSG_ERROR) {
-                    guard let status = message.status else { throw .unexpectedReply("an error message of \(message.bytes.count) bytes") }
+                    guard let status = message.status else {
+                        throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
+                    }
                     if message.sequence == batch.beginSequence || message.sequence == batch.endSequence {
                         guard status != 0 else { continue }
                         batchRefused = true
@@ -142,9 +148,8 @@ final class TraceSocket {
             }
         }
         if !refusals.isEmpty {
-            let batchLevel = refusals.contains { $0.object == "the nftables batch" }
             let denied = KernelError.permissionDenied(operation: operation)
-            if batchLevel { throw KernelError.classify(refusals, operation: operation) }
+            if batchRefused { throw KernelError.classify(refusals, operation: operation) }
             // A refused table is not a missing nf_tables here: the owner flag needs Linux 5.12.
             if refusals.contains(where: { KernelError.from(errno: $0.errno, operation: operation) == denied }) { throw denied }
             throw .refused(refusals)
@@ -278,7 +283,8 @@ struct TraceTableBatch {
         sequence &+= 1
         try appendOwnedTable(table, sequence: sequence, to: &bytes)
         messages.append(Message(sequence: sequence, type: UInt16(NFT_MSG_NEWTABLE.rawValue),
-                                description: "table inet \(table) owned by the trace's socket (NFT_TABLE_F_OWNER, Linux 5.12 or later)"))
+                                description: "table inet \(table) owned by the trace's socket "
+                                    + "(NFT_TABLE_F_OWNER, Linux 5.12 or later)"))
         for message in plan {
             sequence &+= 1
             try Nftnl.append(message, sequence: sequence, to: &bytes)
@@ -295,8 +301,8 @@ struct TraceTableBatch {
         let message = NftablesMessage.deleteTable(name: table)
         try Nftnl.append(message, sequence: firstSequence &+ 1, to: &bytes)
         Nftnl.appendBatchEnd(sequence: firstSequence &+ 2, to: &bytes)
-        return TraceTableBatch(bytes: bytes, messages: [Message(sequence: firstSequence &+ 1, type: message.type, description: message.description)],
-                               beginSequence: firstSequence, endSequence: firstSequence &+ 2)
+        let deletion = Message(sequence: firstSequence &+ 1, type: message.type, description: message.description)
+        return TraceTableBatch(bytes: bytes, messages: [deletion], beginSequence: firstSequence, endSequence: firstSequence &+ 2)
     }
 
     /// The filter's matches as Sluice compiles them, a protocol-less port as `th dport`, then
@@ -304,7 +310,8 @@ struct TraceTableBatch {
     static func ruleExpressions(_ filter: TraceFilter) throws(KernelError) -> [NftablesExpression] {
         var expressions = try NftablesRuleCompiler.expressions(for: Rule(filter.matches, [], comment: ""), setIDs: [:])
         if filter.transport == nil, let port = filter.destinationPort {
-            expressions += [.payloadLoad(.transport, offset: 2, length: 2), .compare(equal: true, NftablesRuleCompiler.bigEndianBytes(port))]
+            expressions += [.payloadLoad(.transport, offset: 2, length: 2),
+                            .compare(equal: true, NftablesRuleCompiler.bigEndianBytes(port))]
         }
         return expressions + [.immediate([1]), .metaStore(.nftrace)]
     }

@@ -190,7 +190,10 @@ enum DebugCommandLine {
                 }
             }
         }
-        if filter.destinationPort != nil && filter.transport == nil { filter.transport = .tcp }
+        // The socket owner exists only for packets sent here, the input interface only for arriving ones.
+        if filter.uid != nil && filter.inputInterface != nil {
+            throw ConfigurationError("trace --uid and --in select no packet together (--uid: sent from here, --in: arriving); use one")
+        }
         options.filter = filter
         return (options, namespace)
     }

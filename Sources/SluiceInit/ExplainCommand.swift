@@ -36,14 +36,37 @@ enum ExplainCommand {
     static func explain(_ options: ExplainOptions, environment: [String: String]) throws -> PacketWalk {
         let ruleset: Ruleset
         var unknown: Set<RuleLocation> = []
+        var unwalked: [String] = []
         if let flags = options.flagArguments {
             ruleset = try RulesetFromFlags.build(flags, environment: environment)
         } else {
-            (ruleset, unknown) = try NftablesReadback().readInventory().walkableRuleset()
+            let inventory = try NftablesReadback().readInventory()
+            (ruleset, unknown) = inventory.walkableRuleset()
+            unwalked = otherRulesOnThePath(inventory, legacy: try LegacyIptables.readAll())
         }
         let walkEnvironment = currentEnvironment()
         let probe = try packet(options, environment: walkEnvironment)
-        return RulesetWalker(ruleset: ruleset, unknownRules: unknown, environment: walkEnvironment).walk(probe)
+        var walk = RulesetWalker(ruleset: ruleset, unknownRules: unknown, environment: walkEnvironment).walk(probe)
+        walk.notes += unwalked
+        return walk
+    }
+
+    /// Chains on the same hooks that the walk does not evaluate (other programs' nftables tables,
+    /// iptables-legacy): the answer holds only if they let the packet through unchanged, so say so.
+    static func otherRulesOnThePath(_ inventory: KernelRuleset, legacy: [LegacyTable]) -> [String] {
+        var notes: [String] = []
+        for table in inventory.foreignTables where ["ip", "ip6", "inet"].contains(table.family) {
+            for chain in table.chains {
+                guard let hook = chain.hook, hook.hook == "prerouting" || hook.hook == "output" else { continue }
+                notes.append("not walked: \(table.qualifiedName) chain \(chain.name) (\(hook.type), \(hook.hook) priority "
+                             + "\(hook.priority), \(chain.rules.count) rules) is on this path too; see sluice-init inspect")
+            }
+        }
+        for table in legacy where table.ruleCount > 0 {
+            notes.append("not walked: iptables-legacy \(table.family == .ipv4 ? "ip" : "ip6") table \(table.name) holds "
+                         + "\(table.ruleCount) rule(s) on the same hooks; see sluice-init inspect")
+        }
+        return notes
     }
 
     /// Every interface's addresses, loopback included, in the kernel's order.

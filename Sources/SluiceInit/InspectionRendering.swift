@@ -54,11 +54,13 @@ enum InspectionRendering {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// A rule's nft text without its comment, which follows after `#`.
+    /// A rule's nft text without its comment, which follows after `#`, and without `counter`, whose
+    /// values have their own columns.
     static func ruleText(_ rule: KernelRule) -> String {
         guard var decoded = rule.rule else { return rule.text }
         let comment = decoded.comment
         decoded.comment = ""
+        decoded.statements.removeAll { $0 == .counter }
         return NftTextRenderer.render(decoded) + (comment.isEmpty ? "" : "   # \(comment)")
     }
 

@@ -20,9 +20,9 @@ struct TraceOptions: Sendable, Hashable {
 /// `sluice-init trace`: marks the packets a filter selects with `meta nftrace` and prints each one's
 /// path through the namespace's nftables chains as the kernel reports it, rule by rule.
 enum TraceCommand {
-    /// Runs in the current network namespace (the caller enters `--netns`/`--pid` first). SIGINT and
-    /// SIGTERM end the trace like `--count` and `--timeout` do; the trace table is removed in every
-    /// case. Exit codes: 0 ended by count, timeout or signal; 1 the kernel refused or failed.
+    /// Runs in the current network namespace (the caller enters `--netns`/`--pid` first). SIGINT,
+    /// SIGTERM and SIGHUP (a closed terminal) end the trace like `--count` and `--timeout` do; the trace
+    /// table is removed in every case. Exit codes: 0 ended by count, timeout or signal; 1 the kernel refused or failed.
     static func run(_ options: TraceOptions, output: inout StandardStreams) -> Int32 {
         let signals: StopSignals
         do {
@@ -81,7 +81,7 @@ enum TraceCommand {
         // Unbounded in time by design without --count or --timeout: a trace runs until Ctrl-C. Each pass
         // waits in poll for an event, a signal or the next deadline.
         while true {
-            if let signal = signals.received() { return "stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT")" }
+            if let signal = signals.received() { return "stopped by \(StopSignals.name(signal))" }
             let now = ContinuousClock.now
             if let settle = report.settleDeadline, now >= settle { return "stopped after --count \(options.count ?? 0)" }
             if let deadline, now >= deadline { return "stopped after --timeout \(format(options.timeout ?? .zero))" }
@@ -90,8 +90,9 @@ enum TraceCommand {
             if let settle = report.settleDeadline { wait = min(wait, settle - now) }
             var descriptors = [pollfd(fd: session.fileDescriptor, events: Int16(POLLIN), revents: 0),
                                pollfd(fd: signals.readEnd, events: Int16(POLLIN), revents: 0)]
-            let milliseconds = Int32(clamping: wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1)
-            if poll(&descriptors, 2, max(0, milliseconds)) < 0 && errno != EINTR {
+            // One millisecond more, so the wait does not end just before the deadline it waits for.
+            let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000 + 1
+            if poll(&descriptors, 2, Int32(clamping: max(0, milliseconds))) < 0 && errno != EINTR {
                 throw .systemCall("poll(trace events)", errno: errno)
             }
             // A bounded batch per pass, so a flood of events cannot keep a signal from being seen.
@@ -157,6 +158,8 @@ struct TraceReport {
     private var events = 0
     private var lastPrinted: Int?
 
+    /// The tables of traces: this one's and those of other `sluice-init trace` runs in the namespace.
+    static let traceTablePrefix = "sluice-trace-"
     /// How long the loop-back pass of the last counted packet may take to show up.
     static let settleTime: Duration = .milliseconds(200)
 
@@ -173,10 +176,10 @@ struct TraceReport {
     }
 
     mutating func record(_ event: TraceEvent, output: inout StandardStreams) {
-        if event.family == "inet" && event.table == ownTable {
+        if event.family == "inet" && event.table.hasPrefix(Self.traceTablePrefix) {
             // The first event of the trace table's chain is the start of a pass; later ones (its
-            // policy) say nothing about Sluice's rules.
-            if event.headers != nil { startPass(event, output: &output) }
+            // policy) say nothing about Sluice's rules, and neither do another trace's tables.
+            if event.table == ownTable && event.headers != nil { startPass(event, output: &output) }
             return
         }
         // Nil: a packet traced by another tool's rule before it reached the trace table's chain.
@@ -189,7 +192,7 @@ struct TraceReport {
         var line = "  " + describe(event)
         let mark = event.mark ?? 0
         if mark != pass.mark {
-            line += "  [mark now 0x\(String(mark, radix: 16))]"
+            line += "  [mark now \(mark)]"
             pass.mark = mark
             passes[event.id] = pass
         }
@@ -327,13 +330,22 @@ private func stopSignalArrived(_ signal: Int32) {
     errno = savedErrno
 }
 
-/// SIGINT and SIGTERM turned into a readable pipe while a trace runs, so the loop ends and the trace
+/// SIGINT, SIGTERM and SIGHUP turned into a readable pipe while a trace runs, so the loop ends and the trace
 /// table is removed instead of the process dying with it in place. A handler and a self-pipe rather
 /// than signalfd: signalfd needs the signals blocked in every thread, which only `main` can arrange
 /// before threads exist; a handler works whichever thread the kernel picks. The previous dispositions
 /// come back on `uninstall()`. One trace per process at a time.
 private struct StopSignals {
-    static let signals = [SIGINT, SIGTERM]
+    static let signals = [SIGINT, SIGTERM, SIGHUP]
+
+    static func name(_ signal: Int32) -> String {
+        switch signal {
+        case SIGINT: return "SIGINT"
+        case SIGTERM: return "SIGTERM"
+        case SIGHUP: return "SIGHUP"
+        default: return "signal \(signal)"
+        }
+    }
 
     let readEnd: Int32
     private let writeEnd: Int32

@@ -69,6 +69,7 @@ import Testing
         (["inspect", "--diff", "-p", "1"], "--diff takes the istio-iptables flags after `--`"),
         (["graph", "--format", "png"], "--format png: want dot or svg"),
         (["trace", "--count", "0"], "--count 0"),
+        (["trace", "--uid", "1000", "--in", "eth0"], "--uid and --in select no packet together"),
         (["inspect", "--bogus"], "unknown argument --bogus"),
     ])
     func badCommandLinesExitTwoAndNameTheArgument(arguments: [String], named: String) {

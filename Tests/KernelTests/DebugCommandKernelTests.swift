@@ -80,6 +80,8 @@ import Testing
         let text = try Self.sluiceInit(["inspect", "--netns", Self.podPath(lab)]).standardOutput
         #expect(text.contains("iptables-legacy IPv4 table nat holds 1 rule(s)"))
         #expect(text.contains("iptables-legacy ip table nat"))
+        let explained = try Self.sluiceInit(["explain", "--netns", Self.podPath(lab), "tcp", "203.0.113.1:9999"]).standardOutput
+        #expect(explained.contains("not walked: iptables-legacy ip table nat holds 1 rule(s)"), "\(explained)")
         // Read-only: no table created or changed by looking.
         #expect(try lab.listRuleset() == before)
         #expect(try lab.run("/bin/cat", ["/proc/net/ip_tables_names"]).standardOutput == namesBefore)

@@ -97,8 +97,7 @@ public enum CaptureReconstruction {
         for rule in output where rule.statements.last == .verdict(.return) && rule.matches.count == 1 {
             switch rule.matches[0] {
             case .socketUID(let uid, false): uids.append(uid)
-            case .socketGID(let gid, false) where rule.comment.hasPrefix("the proxy") || !rule.comment.contains("OWNER_GROUPS"):
-                gids.append(gid)
+            case .socketGID(let gid, false): gids.append(gid)
             default: break
             }
         }

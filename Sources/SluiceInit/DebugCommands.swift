@@ -35,6 +35,22 @@ enum DebugCommands {
         }
     }
 
+    /// Prints a failure the way every subcommand does and gives its exit code: 2 for what the user can
+    /// fix in the arguments, the kernel error's own code otherwise.
+    static func report(_ error: any Error, output: inout StandardStreams) -> Int32 {
+        switch error {
+        case let error as ConfigurationError:
+            output.err("sluice-init: \(error.message)")
+            return error.exitCode
+        case let error as KernelError:
+            output.err("sluice-init: \(error)")
+            return error.exitCode
+        default:
+            output.err("sluice-init: \(error)")
+            return 1
+        }
+    }
+
     /// Enters `target`; nil when done (or nothing to do), else why not. A path that does not open is the
     /// user's to fix (exit 2); a refused `setns` is a privilege problem (exit 1).
     private static func enter(_ target: NamespaceTarget) -> ProgrammingError? {

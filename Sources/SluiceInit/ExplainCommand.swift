@@ -13,15 +13,8 @@ enum ExplainCommand {
         let walk: PacketWalk
         do {
             walk = try explain(options, environment: environment)
-        } catch let error as ConfigurationError {
-            output.err("sluice-init: \(error.message)")
-            return 2
-        } catch let error as KernelError {
-            output.err("sluice-init: \(error)")
-            return error.exitCode
         } catch {
-            output.err("sluice-init: \(error)")
-            return 1
+            return DebugCommands.report(error, output: &output)
         }
         if options.json {
             output.out(json(walk).renderedJSON(), terminator: "")

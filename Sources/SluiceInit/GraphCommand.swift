@@ -16,15 +16,8 @@ enum GraphCommand {
             } else {
                 tables = try NftablesReadback().readInventory().ownedTables
             }
-        } catch let error as ConfigurationError {
-            output.err("sluice-init: \(error.message)")
-            return 2
-        } catch let error as KernelError {
-            output.err("sluice-init: \(error)")
-            return error.exitCode
         } catch {
-            output.err("sluice-init: \(error)")
-            return 1
+            return DebugCommands.report(error, output: &output)
         }
         let dot = RulesetGraph.dot(tables)
         switch options.format {

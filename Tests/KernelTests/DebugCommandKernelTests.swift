@@ -92,6 +92,7 @@ import Testing
         let lab = try PodLab(prefix: "sluice-dbg")
         defer { lab.tearDown() }
         let files = try TemporaryDirectory(prefix: "sluice-dbg")
+        defer { files.remove() }
         try files.write("resolv.conf", "nameserver 203.0.113.1\n", mode: 0o644)
         try files.write("changed.conf", "nameserver 203.0.113.1\nnameserver 198.51.100.53\n", mode: 0o644)
         let applied = try lab.sluiceInit(Self.injectorDefault + ["--redirect-dns", "--resolv-conf", files.file("resolv.conf"), "--dual-stack"])
@@ -174,6 +175,7 @@ import Testing
         let lab = try PodLab(prefix: "sluice-dbg")
         defer { lab.tearDown() }
         let files = try TemporaryDirectory(prefix: "sluice-dbg")
+        defer { files.remove() }
         let sleeper = try BackgroundProcess("/bin/sleep", ["30"], in: lab.pod, environment: Subprocess.defaultEnvironment,
                                             outputPath: files.file("sleep.log"))
         defer {

@@ -93,11 +93,9 @@ public struct CaptureInspection: Sendable {
             }
         }
 
-        let tproxyPorts = ruleset.tables.flatMap(\.chains).flatMap(\.rules).flatMap(\.statements).compactMap { statement -> IPFamily? in
-            if case .tproxy(let family, _) = statement { return family }
-            return nil
-        }
-        if !tproxyPorts.isEmpty {
+        let rules = ruleset.tables.flatMap(\.chains).flatMap(\.rules)
+        let usesTproxy = rules.contains { $0.statements.contains { if case .tproxy = $0 { true } else { false } } }
+        if usesTproxy {
             let marks = ruleset.tables.flatMap(\.chains).filter { $0.name == MangleChain.istioDivert }.flatMap(\.rules)
                 .flatMap(\.statements).compactMap { statement -> UInt32? in
                     if case .setPacketMark(let mark) = statement { return mark }
@@ -109,7 +107,7 @@ public struct CaptureInspection: Sendable {
                     + "are not routed to lo, so inbound connections stall (re-run sluice-init with the same flags)"))
             }
         }
-        let ipv6Passthrough = ruleset.tables.flatMap(\.chains).flatMap(\.rules).contains { rule in
+        let ipv6Passthrough = rules.contains { rule in
             rule.matches.contains { $0 == .sourceAddress(IPAddress.passthroughSource(.ipv6).hostPrefix, negated: false) }
         }
         if ipv6Passthrough && !facts.loopbackAddresses.contains(IPAddress.passthroughSource(.ipv6)) {

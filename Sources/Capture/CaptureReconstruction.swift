@@ -10,23 +10,18 @@ public struct ReconstructedCapture: Sendable, Hashable {
     /// `istio-iptables` arguments, as `execve` takes them (unquoted).
     public var arguments: [String]
     /// Environment the flags need beside the arguments (`ISTIO_OUTBOUND_OWNER_GROUPS`, …).
-    public var environment: [(String, String)]
+    public var environment: [EnvironmentVariable]
     /// nil when the flags rebuild the live ruleset exactly; otherwise the first difference.
     public var difference: String?
 
-    public static func == (lhs: ReconstructedCapture, rhs: ReconstructedCapture) -> Bool {
-        lhs.config == rhs.config && lhs.arguments == rhs.arguments && lhs.difference == rhs.difference
-            && lhs.environment.map { "\($0.0)=\($0.1)" } == rhs.environment.map { "\($0.0)=\($0.1)" }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(arguments)
-        hasher.combine(difference)
+    public struct EnvironmentVariable: Sendable, Hashable {
+        public var name: String
+        public var value: String
     }
 
     /// `ISTIO_OUTBOUND_OWNER_GROUPS=… sluice-init -p 15001 …`
     public var commandLine: String {
-        (environment.map { "\($0.0)=\(Self.quoted($0.1))" } + ["sluice-init"] + arguments.map(Self.quoted)).joined(separator: " ")
+        (environment.map { "\($0.name)=\(Self.quoted($0.value))" } + ["sluice-init"] + arguments.map(Self.quoted)).joined(separator: " ")
     }
 
     static func quoted(_ text: String) -> String {
@@ -206,7 +201,7 @@ public enum CaptureReconstruction {
 
     // MARK: Writing the flags
 
-    static func flags(for config: CaptureConfig) -> ([String], [(String, String)]) {
+    static func flags(for config: CaptureConfig) -> ([String], [ReconstructedCapture.EnvironmentVariable]) {
         func list<T>(_ values: [T]) -> String { values.map { "\($0)" }.joined(separator: ",") }
         var arguments = ["-p", "\(config.proxyPort)", "-z", "\(config.inboundCapturePort)"]
         if config.inboundTunnelPort != 15008 { arguments += ["-e", "\(config.inboundTunnelPort)"] }
@@ -236,14 +231,14 @@ public enum CaptureReconstruction {
         }
         if config.dropInvalid { arguments.append("--drop-invalid") }
         if config.enableIPv6 { arguments.append("--dual-stack") }
-        var environment: [(String, String)] = []
+        var environment: [ReconstructedCapture.EnvironmentVariable] = []
         switch config.ownerGroups {
         case .all: break
-        case .only(let groups): environment.append(("ISTIO_OUTBOUND_OWNER_GROUPS", list(groups)))
-        case .allExcept(let groups): environment.append(("ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", list(groups)))
+        case .only(let groups): environment.append(.init(name: "ISTIO_OUTBOUND_OWNER_GROUPS", value: list(groups)))
+        case .allExcept(let groups): environment.append(.init(name: "ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE", value: list(groups)))
         }
         if config.ipv4LoopbackCIDR != CIDR("127.0.0.1/32")! {
-            environment.append(("ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", "\(config.ipv4LoopbackCIDR)"))
+            environment.append(.init(name: "ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR", value: "\(config.ipv4LoopbackCIDR)"))
         }
         return (arguments, environment)
     }

@@ -127,8 +127,7 @@ public enum LegacyIptables {
                 continue
             }
             guard !chains.isEmpty else { continue }
-            if let hook = underflows.indices.first(where: { validHooks & (1 << $0) != 0 && underflows[$0] == entry.offset }) {
-                _ = hook
+            if underflows.indices.contains(where: { validHooks & (1 << $0) != 0 && underflows[$0] == entry.offset }) {
                 chains[chains.count - 1].policy = verdictName(entry.targetData, chainAt: chainAt)
                 continue
             }

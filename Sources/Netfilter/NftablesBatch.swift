@@ -225,6 +225,9 @@ extension NamedSet.Elements {
 /// One message of a batch, before encoding.
 enum NftablesMessage: Hashable, Sendable {
     case newTable(name: String, comment: String?)
+    /// A table owned by the sending socket (`NFT_TABLE_F_OWNER`): the kernel deletes it when that
+    /// socket closes, however the process ends. Exclusive: an existing table of the name is an error.
+    case newSocketOwnedTable(name: String)
     case deleteTable(name: String)
     case newSet(table: String, name: String, setID: UInt32, contents: NftablesSetContents)
     case newSetElements(table: String, set: String, setID: UInt32, elements: [NftablesSetElement], part: Int, of: Int)
@@ -234,7 +237,7 @@ enum NftablesMessage: Hashable, Sendable {
     var type: UInt16 {
         let type: nf_tables_msg_types
         switch self {
-        case .newTable: type = NFT_MSG_NEWTABLE
+        case .newTable, .newSocketOwnedTable: type = NFT_MSG_NEWTABLE
         case .deleteTable: type = NFT_MSG_DELTABLE
         case .newSet: type = NFT_MSG_NEWSET
         case .newSetElements: type = NFT_MSG_NEWSETELEM
@@ -248,6 +251,8 @@ enum NftablesMessage: Hashable, Sendable {
         switch self {
         case .newTable(let name, _):
             return "table inet \(name)"
+        case .newSocketOwnedTable(let name):
+            return "table inet \(name) owned by its socket (NFT_TABLE_F_OWNER, Linux 5.12 or later)"
         case .deleteTable(let name):
             return "removal of table inet \(name)"
         case .newSet(let table, let name, _, _):

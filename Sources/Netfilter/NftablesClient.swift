@@ -16,7 +16,7 @@ public final class NftablesClient {
 
     /// How long to wait for the kernel's answers. The kernel processes a batch while `sendmsg` runs, so
     /// the answers are normally queued before it returns; this only bounds a misbehaving kernel.
-    private static let replyTimeoutMilliseconds: Int32 = 10_000
+    private static let replyTimeout: Duration = .seconds(10)
 
     public init() throws(KernelError) {
         socket = try NftablesSocket()
@@ -72,41 +72,9 @@ public final class NftablesClient {
         socket.reserveBuffers(sending: batch.bytes.count, replies: batch.messages.count + 2)
         try socket.send(batch.bytes, operation: operation)
 
-        let batchMarkers = [batch.beginSequence, batch.endSequence]
-        var unanswered = Set(batch.messages.map(\.sequence))
-        var refusals: [(sequence: UInt32, refusal: KernelError.Refusal)] = []
-        var batchRefused = false
-        // Bounded by the datagrams the kernel can have queued for us: one per message plus markers.
-        for _ in 0...(batch.messages.count + 2) {
-            if unanswered.isEmpty || batchRefused { break }
-            // Once something was refused the kernel has already sent all it will send for this batch
-            // (it reports every message, then aborts), so only drain what is queued.
-            let timeout = refusals.isEmpty ? Self.replyTimeoutMilliseconds : 0
-            guard let datagram = try socket.receive(timeout: timeout) else { break }
-            guard let messages = NetlinkMessage.split(datagram) else {
-                throw .unexpectedReply("a malformed netlink datagram of \(datagram.count) bytes")
-            }
-            for message in messages where message.type == UInt16(NLMSG_ERROR) {
-                guard let status = message.status else {
-                    throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
-                }
-                if batchMarkers.contains(message.sequence) {
-                    // The kernel refused the batch as a whole (no capability, no nf_tables, a commit
-                    // check such as a jump loop); it answers nothing else then.
-                    guard status != 0 else { continue }
-                    batchRefused = true
-                    let type = UInt16(message.sequence == batch.beginSequence ? NFNL_MSG_BATCH_BEGIN : NFNL_MSG_BATCH_END)
-                    refusals.append((message.sequence, .init(object: "the nftables batch", errno: status, messageType: type)))
-                } else if unanswered.remove(message.sequence) != nil, status != 0,
-                          let refused = batch.message(withSequence: message.sequence) {
-                    refusals.append((message.sequence, .init(object: refused.description, errno: status, messageType: refused.type)))
-                }
-            }
-        }
-        if !refusals.isEmpty {
-            let inBatchOrder = refusals.sorted { $0.sequence &- batch.beginSequence < $1.sequence &- batch.beginSequence }
-            throw KernelError.classify(inBatchOrder.map(\.refusal), operation: operation)
-        }
+        let answer = try socket.answers(to: batch, timeout: Self.replyTimeout)
+        if !answer.refusals.isEmpty { throw KernelError.classify(answer.refusals, operation: operation) }
+        let unanswered = answer.unanswered
         guard unanswered.isEmpty else {
             throw .unexpectedReply("no acknowledgement for \(unanswered.count) of \(batch.messages.count) messages "
                                    + "(first: \(batch.message(withSequence: unanswered.min() ?? 0)?.description ?? "?"))")

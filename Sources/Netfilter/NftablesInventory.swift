@@ -9,35 +9,24 @@ extension NftablesReadback {
     /// values included) and sets, read consistently like `read()`: owned tables decoded into the
     /// ruleset model where their rules allow, the rest kept as text.
     public func readInventory() throws(KernelError) -> KernelRuleset {
-        // Bounded: another agent rewriting the rules non-stop makes every pass inconsistent.
-        for _ in 0..<5 {
-            let before = try generation()
-            guard let inventory = try readInventoryOnce() else { continue }
-            if try generation() == before { return inventory }
-        }
-        throw .unexpectedReply("the ruleset kept changing while it was read")
+        try consistently(readInventoryOnce)
     }
 
     private func readInventoryOnce() throws(KernelError) -> KernelRuleset? {
         func dumpAll<Value>(_ type: nf_tables_msg_types,
                             _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
-            try exchange({ Inventory.dumpRequest(type, sequence: $0) }, isDump: true, reading: "the ruleset", parse)
+            try dump(type, family: Int(NFPROTO_UNSPEC), parse)
         }
         guard let dumpedTables = try dumpAll(NFT_MSG_GETTABLE, Inventory.parseTable) else { return nil }
         var tables = dumpedTables
         func index(_ key: Inventory.TableKey) -> Int? {
             tables.firstIndex { $0.family == key.family && $0.name == key.name }
         }
-        guard let sets = try dumpAll(NFT_MSG_GETSET, Inventory.parseSet) else { return nil }
+        guard let sets = try dumpAll(NFT_MSG_GETSET, Readback.parseSet) else { return nil }
         for set in sets {
-            guard let at = index(set.table) else { continue }
-            let request = { sequence in
-                Inventory.setElementsRequest(family: set.familyNumber, table: set.table.name, set: set.name, sequence: sequence)
-            }
-            guard let elements = try exchange(request, isDump: true, reading: "the ruleset", Readback.parseElements) else {
-                return nil
-            }
-            tables[at].sets.append(set.kernelSet(elements: elements.flatMap { $0 }))
+            guard let at = index(Inventory.TableKey(family: Inventory.familyName(set.family), name: set.table)) else { continue }
+            guard let elements = try elements(of: set) else { return nil }
+            tables[at].sets.append(set.kernelSet(elements: elements))
         }
         guard let chains = try dumpAll(NFT_MSG_GETCHAIN, Inventory.parseChain) else { return nil }
         for (key, chain) in chains {
@@ -55,40 +44,33 @@ extension NftablesReadback {
     }
 }
 
+extension Readback.ParsedSet {
+    /// The set in Sluice's model when it is one of the two kinds Sluice makes: ports, or an interval
+    /// set of addresses.
+    func kernelSet(elements: [NftablesSetElement]) -> KernelSet {
+        let interval = flags & UInt32(NFT_SET_INTERVAL.rawValue) != 0
+        let otherFlags = flags & ~(UInt32(NFT_SET_INTERVAL.rawValue) | UInt32(NFT_SET_CONSTANT.rawValue))
+        var contents: NamedSet.Elements?
+        switch NftablesKeyType(number: keyType) {
+        case .some(let type) where type.family == nil && !interval && otherFlags == 0 && keyLength == 2:
+            let ports = elements.compactMap { $0.key.count == 2 ? UInt16($0.key[0]) << 8 | UInt16($0.key[1]) : nil }
+            contents = ports.count == elements.count ? .ports(ports.sorted()) : nil
+        case .some(let type) where type.family != nil && interval && otherFlags == 0 && keyLength == type.length:
+            contents = Inventory.ranges(type.family!, elements).map { .addresses(type.family!, $0) }
+        default:
+            contents = nil
+        }
+        return KernelSet(name: set.name, contents: contents.map { NamedSet(name: set.name, elements: $0) },
+                         declaration: set.declaration)
+    }
+}
+
 /// Parsing for the inventory: like `Readback`'s, but for every family, keeping handles, counters and
 /// hooks as values.
 enum Inventory {
     struct TableKey: Hashable {
         var family: String
         var name: String
-    }
-
-    struct DumpedSet {
-        var table: TableKey
-        var familyNumber: UInt32
-        var name: String
-        var keyType: UInt32
-        var keyLength: UInt32
-        var flags: UInt32
-        var declaration: String
-
-        /// The set in Sluice's model when it is one of the two kinds Sluice makes: ports, or an interval
-        /// set of addresses.
-        func kernelSet(elements: [NftablesSetElement]) -> KernelSet {
-            let interval = flags & UInt32(NFT_SET_INTERVAL.rawValue) != 0
-            let otherFlags = flags & ~(UInt32(NFT_SET_INTERVAL.rawValue) | UInt32(NFT_SET_CONSTANT.rawValue))
-            var contents: NamedSet.Elements?
-            switch NftablesKeyType(number: keyType) {
-            case .some(let type) where type.family == nil && !interval && otherFlags == 0 && keyLength == 2:
-                let ports = elements.compactMap { $0.key.count == 2 ? UInt16($0.key[0]) << 8 | UInt16($0.key[1]) : nil }
-                contents = ports.count == elements.count ? .ports(ports.sorted()) : nil
-            case .some(let type) where type.family != nil && interval && otherFlags == 0 && keyLength == type.length:
-                contents = Inventory.ranges(type.family!, elements).map { .addresses(type.family!, $0) }
-            default:
-                contents = nil
-            }
-            return KernelSet(name: name, contents: contents.map { NamedSet(name: name, elements: $0) }, declaration: declaration)
-        }
     }
 
     /// An interval set's boundary elements back into ranges: each start element opens a range that the
@@ -107,12 +89,8 @@ enum Inventory {
                 ranges.append(AddressRange(first: IPAddress(family: family, bytes: first), last: IPAddress(family: family, bytes: last)))
                 start = nil
             } else {
-                if let first = start {
-                    // Two starts in a row: the first range ran to the second's start only if open; nft never
-                    // sends that, so the set is not one Sluice made.
-                    _ = first
-                    return nil
-                }
+                // Two starts in a row: nft never sends that, so the set is not one Sluice made.
+                guard start == nil else { return nil }
                 if element.isOpenInterval {
                     let last = [UInt8](repeating: 0xff, count: family.addressLength)
                     ranges.append(AddressRange(first: IPAddress(family: family, bytes: element.key),
@@ -164,37 +142,6 @@ enum Inventory {
         }
     }
 
-    // MARK: Requests
-
-    static func dumpRequest(_ type: nf_tables_msg_types, sequence: UInt32) -> [UInt8] {
-        message(capacity: 64) { buffer in
-            nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(NFPROTO_UNSPEC), UInt16(NLM_F_DUMP), sequence)
-        }
-    }
-
-    static func setElementsRequest(family: UInt32, table: String, set: String, sequence: UInt32) -> [UInt8] {
-        message(capacity: 1024) { buffer in
-            guard let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue), UInt16(family),
-                                                     UInt16(NLM_F_DUMP), sequence),
-                  let object = nftnl_set_alloc() else { return nil }
-            defer { nftnl_set_free(object) }
-            // Names are at most 255 bytes (the kernel's limit), well inside the buffer.
-            _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_TABLE.rawValue), table)
-            _ = nftnl_set_set_str(object, UInt16(NFTNL_SET_NAME.rawValue), set)
-            nftnl_set_elems_nlmsg_build_payload(header, object)
-            return header
-        }
-    }
-
-    private static func message(capacity: Int,
-                                _ body: (UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<nlmsghdr>?) -> [UInt8] {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
-        guard let header = body(buffer.assumingMemoryBound(to: CChar.self)) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: buffer, count: min(Int(header.pointee.nlmsg_len), capacity)))
-    }
-
     // MARK: Parsing
 
     static func parseTable(_ message: UnsafePointer<nlmsghdr>) -> KernelTable? {
@@ -207,19 +154,6 @@ enum Inventory {
         let family = familyName(nftnl_table_get_u32(table, UInt16(NFTNL_TABLE_FAMILY.rawValue)))
         return KernelTable(family: family, name: String(cString: name),
                            comment: Userdata.comment(in: Readback.bytes(data, length)))
-    }
-
-    static func parseSet(_ message: UnsafePointer<nlmsghdr>) -> DumpedSet? {
-        guard let parsed = Readback.parseSet(message), let set = nftnl_set_alloc() else { return nil }
-        defer { nftnl_set_free(set) }
-        guard nftnl_set_nlmsg_parse(message, set) >= 0 else { return nil }
-        func u32(_ attribute: nftnl_set_attr) -> UInt32 {
-            nftnl_set_is_set(set, UInt16(attribute.rawValue)) ? nftnl_set_get_u32(set, UInt16(attribute.rawValue)) : 0
-        }
-        let familyNumber = u32(NFTNL_SET_FAMILY)
-        return DumpedSet(table: TableKey(family: familyName(familyNumber), name: parsed.0), familyNumber: familyNumber,
-                         name: parsed.1.name, keyType: parsed.2, keyLength: u32(NFTNL_SET_KEY_LEN), flags: u32(NFTNL_SET_FLAGS),
-                         declaration: parsed.1.declaration)
     }
 
     static func parseChain(_ message: UnsafePointer<nlmsghdr>) -> (TableKey, KernelChain)? {
@@ -261,13 +195,8 @@ enum Inventory {
                 expressions.append(read)
                 if let values { counter = values }
             } else {
+                // Still read on: a counter of a rule Sluice cannot decode counts all the same.
                 readable = false
-                // A counter of a rule Sluice cannot decode still counts.
-                if let namePointer = nftnl_expr_get_str(expression, UInt16(NFTNL_EXPR_NAME)),
-                   String(cString: namePointer) == "counter" {
-                    counter = RuleCounter(packets: nftnl_expr_get_u64(expression, UInt16(NFTNL_EXPR_CTR_PACKETS)),
-                                          bytes: nftnl_expr_get_u64(expression, UInt16(NFTNL_EXPR_CTR_BYTES)))
-                }
             }
         }
         var length: UInt32 = 0

@@ -43,6 +43,15 @@ enum Nftnl {
                     nftnl_table_nlmsg_build_payload(header, table)
                 }
             }
+        case .newSocketOwnedTable(let name):
+            try build(NFT_MSG_NEWTABLE, family: inet, flags: UInt16(NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK), sequence: sequence,
+                      capacity: 1024, appendingTo: &bytes) { header throws(KernelError) in
+                try withObject(nftnl_table_alloc(), free: nftnl_table_free) { table throws(KernelError) in
+                    try check(nftnl_table_set_str(table, attribute(NFTNL_TABLE_NAME), name))
+                    nftnl_table_set_u32(table, attribute(NFTNL_TABLE_FLAGS), UInt32(NFT_TABLE_F_OWNER.rawValue))
+                    nftnl_table_nlmsg_build_payload(header, table)
+                }
+            }
         case .deleteTable(let name):
             try build(NFT_MSG_DELTABLE, family: inet, flags: UInt16(NLM_F_ACK), sequence: sequence,
                       capacity: 1024, appendingTo: &bytes) { header throws(KernelError) in
@@ -233,11 +242,12 @@ enum Nftnl {
 
     // MARK: Requests and parsing
 
-    /// A dump request for every object of one kind in inet tables.
-    static func dumpRequest(_ type: nf_tables_msg_types, sequence: UInt32) -> [UInt8] {
+    /// A dump request for every object of one kind in tables of `family` (inet unless told;
+    /// `NFPROTO_UNSPEC` for every family).
+    static func dumpRequest(_ type: nf_tables_msg_types, family: Int = Int(NFPROTO_INET), sequence: UInt32) -> [UInt8] {
         var bytes: [UInt8] = []
         withMessageBuffer(capacity: 64, appendingTo: &bytes) { buffer in
-            nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(NFPROTO_INET), UInt16(NLM_F_DUMP), sequence)
+            nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(family), UInt16(NLM_F_DUMP), sequence)
         }
         return bytes
     }
@@ -252,11 +262,11 @@ enum Nftnl {
     }
 
     /// A dump request for the elements of one set (the kernel dumps elements only set by set).
-    static func setElementsRequest(table: String, set: String, sequence: UInt32) -> [UInt8] {
+    static func setElementsRequest(family: Int = Int(NFPROTO_INET), table: String, set: String, sequence: UInt32) -> [UInt8] {
         var bytes: [UInt8] = []
         withMessageBuffer(capacity: 1024, appendingTo: &bytes) { buffer in
             guard let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue),
-                                                     UInt16(NFPROTO_INET), UInt16(NLM_F_DUMP), sequence),
+                                                     UInt16(family), UInt16(NLM_F_DUMP), sequence),
                   let object = nftnl_set_alloc() else { return nil }
             defer { nftnl_set_free(object) }
             // Names are at most 255 bytes (the kernel's limit), well inside the buffer.

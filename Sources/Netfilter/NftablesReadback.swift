@@ -90,11 +90,11 @@ extension NftablesSnapshot {
                 guard let parsed = message.withHeader(Readback.parseTable) else { throw Readback.unparsable("table") }
                 tables.removeAll { $0.name == parsed.name }
             case NFT_MSG_NEWSET.rawValue:
-                guard let (table, set, keyType) = message.withHeader(Readback.parseSet), let at = index(table) else {
+                guard let parsed = message.withHeader(Readback.parseSet), let at = index(parsed.table) else {
                     throw Readback.unparsable("set")
                 }
-                var withElements = set
-                withElements.elements = Readback.render(elements[table]?[set.name] ?? [], keyType: keyType)
+                var withElements = parsed.set
+                withElements.elements = Readback.render(elements[parsed.table]?[parsed.set.name] ?? [], keyType: parsed.keyType)
                 tables[at].sets.append(withElements)
             case NFT_MSG_NEWCHAIN.rawValue:
                 guard let (table, chain) = message.withHeader(Readback.parseChain), let at = index(table) else {
@@ -155,11 +155,17 @@ public final class NftablesReadback {
     /// The owned tables as the kernel holds them, read consistently: the dumps are repeated if the
     /// ruleset generation changed while they ran or the kernel marked a dump interrupted.
     public func read() throws(KernelError) -> NftablesSnapshot {
+        try consistently(readOnce)
+    }
+
+    /// What `once` reads, from a pass during which no commit changed the ruleset: the generation is
+    /// the same before and after, and no dump was interrupted (`once` returns nil then).
+    func consistently<Value>(_ once: () throws(KernelError) -> Value?) throws(KernelError) -> Value {
         // Bounded: another agent rewriting the rules non-stop makes every pass inconsistent.
         for _ in 0..<5 {
             let before = try generation()
-            guard let snapshot = try readOnce() else { continue }
-            if try generation() == before { return snapshot }
+            guard let value = try once() else { continue }
+            if try generation() == before { return value }
         }
         throw .unexpectedReply("the ruleset kept changing while it was read back")
     }
@@ -190,14 +196,11 @@ public final class NftablesReadback {
         func index(_ name: String) -> Int? { tables.firstIndex { $0.name == name } }
 
         guard let sets = try dump(NFT_MSG_GETSET, Readback.parseSet) else { return nil }
-        for (table, set, keyType) in sets {
-            guard let at = index(table) else { continue }
-            let request = { sequence in Nftnl.setElementsRequest(table: table, set: set.name, sequence: sequence) }
-            guard let elements = try exchange(request, isDump: true, reading: "the ruleset", Readback.parseElements) else {
-                return nil
-            }
-            var withElements = set
-            withElements.elements = Readback.render(elements.flatMap { $0 }, keyType: keyType)
+        for parsed in sets {
+            guard let at = index(parsed.table) else { continue }
+            guard let elements = try elements(of: parsed) else { return nil }
+            var withElements = parsed.set
+            withElements.elements = Readback.render(elements, keyType: parsed.keyType)
             tables[at].sets.append(withElements)
         }
         guard let chains = try dump(NFT_MSG_GETCHAIN, Readback.parseChain) else { return nil }
@@ -223,10 +226,19 @@ public final class NftablesReadback {
         return id
     }
 
-    /// Every object of one kind in inet tables; nil when the dump was interrupted (see `exchange`).
-    private func dump<Value>(_ type: nf_tables_msg_types,
-                             _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
-        try exchange({ Nftnl.dumpRequest(type, sequence: $0) }, isDump: true, reading: "the ruleset", parse)
+    /// Every object of one kind in tables of `family` (inet unless told); nil when the dump was
+    /// interrupted (see `exchange`).
+    func dump<Value>(_ type: nf_tables_msg_types, family: Int = Int(NFPROTO_INET),
+                     _ parse: (UnsafePointer<nlmsghdr>) -> Value?) throws(KernelError) -> [Value]? {
+        try exchange({ Nftnl.dumpRequest(type, family: family, sequence: $0) }, isDump: true, reading: "the ruleset", parse)
+    }
+
+    /// A set's elements (the kernel dumps them set by set); nil when the dump was interrupted.
+    func elements(of set: Readback.ParsedSet) throws(KernelError) -> [NftablesSetElement]? {
+        let request = { sequence in
+            Nftnl.setElementsRequest(family: Int(set.family), table: set.table, set: set.set.name, sequence: sequence)
+        }
+        return try exchange(request, isDump: true, reading: "the ruleset", Readback.parseElements)?.flatMap { $0 }
     }
 
     /// Sends one request and collects what `parse` makes of each answer: up to the dump's NLMSG_DONE,
@@ -305,8 +317,20 @@ enum Readback {
         return ParsedTable(name: String(cString: name), comment: Userdata.comment(in: bytes(data, length)))
     }
 
-    /// The table, the set without its elements, and the key's datatype (to print the elements).
-    static func parseSet(_ message: UnsafePointer<nlmsghdr>) -> (String, NftablesSnapshot.NamedSet, UInt32)? {
+    /// A set as dumped, without its elements.
+    struct ParsedSet {
+        var table: String
+        /// The table's family, as the kernel numbers it.
+        var family: UInt32
+        /// Name and declaration, for the comparable snapshot.
+        var set: NftablesSnapshot.NamedSet
+        /// nft's datatype of the key (to print the elements).
+        var keyType: UInt32
+        var keyLength: UInt32
+        var flags: UInt32
+    }
+
+    static func parseSet(_ message: UnsafePointer<nlmsghdr>) -> ParsedSet? {
         guard let set = nftnl_set_alloc() else { return nil }
         defer { nftnl_set_free(set) }
         guard nftnl_set_nlmsg_parse(message, set) >= 0,
@@ -323,8 +347,9 @@ enum Readback {
         let interval = UInt32(NFT_SET_INTERVAL.rawValue)
         if flags & interval != 0 { declaration += "; flags interval" }
         if flags & ~interval != 0 { declaration += "; flags 0x" + String(flags & ~interval, radix: 16) }
-        return (String(cString: table), NftablesSnapshot.NamedSet(name: String(cString: name), declaration: declaration, elements: []),
-                keyType)
+        return ParsedSet(table: String(cString: table), family: u32(NFTNL_SET_FAMILY),
+                         set: NftablesSnapshot.NamedSet(name: String(cString: name), declaration: declaration, elements: []),
+                         keyType: keyType, keyLength: keyLength, flags: flags)
     }
 
     static func parseElements(_ message: UnsafePointer<nlmsghdr>) -> [NftablesSetElement]? {
@@ -353,21 +378,8 @@ enum Readback {
     }
 
     static func parseChain(_ message: UnsafePointer<nlmsghdr>) -> (String, NftablesSnapshot.Chain)? {
-        guard let chain = nftnl_chain_alloc() else { return nil }
-        defer { nftnl_chain_free(chain) }
-        guard nftnl_chain_nlmsg_parse(message, chain) >= 0,
-              let table = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_TABLE.rawValue)),
-              let name = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_NAME.rawValue)) else { return nil }
-        var base: String?
-        if nftnl_chain_is_set(chain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue)) {
-            let type = nftnl_chain_get_str(chain, UInt16(NFTNL_CHAIN_TYPE.rawValue)).map { String(cString: $0) } ?? "?"
-            let hook = nftnl_chain_get_u32(chain, UInt16(NFTNL_CHAIN_HOOKNUM.rawValue))
-            let priority = nftnl_chain_get_s32(chain, UInt16(NFTNL_CHAIN_PRIO.rawValue))
-            let policy = nftnl_chain_is_set(chain, UInt16(NFTNL_CHAIN_POLICY.rawValue))
-                ? nftnl_chain_get_u32(chain, UInt16(NFTNL_CHAIN_POLICY.rawValue)) : UInt32(NF_ACCEPT)
-            base = "type \(type) hook \(hookName(hook)) priority \(priority); policy \(policy == UInt32(NF_DROP) ? "drop" : policy == UInt32(NF_ACCEPT) ? "accept" : "\(policy)")"
-        }
-        return (String(cString: table), NftablesSnapshot.Chain(name: String(cString: name), base: base, rules: []))
+        guard let (table, chain) = Inventory.parseChain(message) else { return nil }
+        return (table.name, NftablesSnapshot.Chain(name: chain.name, base: chain.hook?.description, rules: []))
     }
 
     static func parseRule(_ message: UnsafePointer<nlmsghdr>) -> (String, String, NftablesSnapshot.Rule)? {
@@ -441,17 +453,6 @@ enum Readback {
                 if element.isOpenInterval { text += " (open range)" }
                 return text
             }
-    }
-
-    private static func hookName(_ hook: UInt32) -> String {
-        switch Int(hook) {
-        case Int(NF_INET_PRE_ROUTING.rawValue): return "prerouting"
-        case Int(NF_INET_LOCAL_IN.rawValue): return "input"
-        case Int(NF_INET_FORWARD.rawValue): return "forward"
-        case Int(NF_INET_LOCAL_OUT.rawValue): return "output"
-        case Int(NF_INET_POST_ROUTING.rawValue): return "postrouting"
-        default: return "\(hook)"
-        }
     }
 
     static func bytes(_ pointer: UnsafeRawPointer?, _ length: UInt32) -> [UInt8] {

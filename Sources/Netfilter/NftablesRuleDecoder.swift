@@ -30,8 +30,8 @@ enum NftablesRuleDecoder {
             guard index < expressions.count else { break }
             let expression = expressions[index]
             var consumed = 2
-            var match: Match?
-            var decodedMatches: [Match] = []
+            // The matches this step decoded (a merged port compare gives two); statements go to `statement`.
+            var decoded: [Match] = []
             var statement: Statement?
             switch (expression, next()) {
             case (.metaLoad(.netfilterProtocol), .compare(true, let value)) where value.count == 1:
@@ -44,47 +44,47 @@ enum NftablesRuleDecoder {
             case (.metaLoad(.transportProtocol), .compare(true, let value)) where value.count == 1:
                 guard let proto = [TransportProtocol.tcp, .udp].first(where: { $0.number == value[0] }) else { return nil }
                 transport = proto
-                match = .transportProtocol(proto)
+                decoded = [.transportProtocol(proto)]
             case (.metaLoad(.inputInterfaceName), .compare(true, let value)):
                 guard let name = interfaceName(value) else { return nil }
-                match = .inputInterface(name)
+                decoded = [.inputInterface(name)]
             case (.metaLoad(.outputInterfaceName), .compare(true, let value)):
                 guard let name = interfaceName(value) else { return nil }
-                match = .outputInterface(name)
+                decoded = [.outputInterface(name)]
             case (.metaLoad(.socketUID), .compare(let equal, let value)):
                 guard let uid = hostInteger(value, as: UInt32.self) else { return nil }
-                match = .socketUID(uid, negated: !equal)
+                decoded = [.socketUID(uid, negated: !equal)]
             case (.metaLoad(.socketGID), .compare(let equal, let value)):
                 guard let gid = hostInteger(value, as: UInt32.self) else { return nil }
-                match = .socketGID(gid, negated: !equal)
+                decoded = [.socketGID(gid, negated: !equal)]
             case (.metaLoad(.mark), .compare(let equal, let value)):
                 guard let mark = hostInteger(value, as: UInt32.self) else { return nil }
-                match = .packetMark(mark, negated: !equal)
+                decoded = [.packetMark(mark, negated: !equal)]
             case (.metaLoad(.mark), .conntrackStore(.mark)):
                 statement = .saveMarkToConnection
             case (.conntrackLoad(.state), .bitwiseAnd(let mask)):
                 guard case .compare(false, let zero)? = next(2), zero == [0, 0, 0, 0],
                       let bits = hostInteger(mask, as: UInt32.self) else { return nil }
-                match = .connectionState(ConnectionStates(rawValue: bits))
+                decoded = [.connectionState(ConnectionStates(rawValue: bits))]
                 consumed = 3
             case (.conntrackLoad(.mark), .compare(true, let value)):
                 guard let mark = hostInteger(value, as: UInt32.self) else { return nil }
-                match = .connectionMark(mark)
+                decoded = [.connectionMark(mark)]
             case (.conntrackLoad(.mark), .metaStore(.mark)):
                 statement = .restoreMarkFromConnection
             case (.payloadLoad(.network, let offset, let length), _):
                 guard let family = network,
-                      let (decoded, used) = addressMatch(family, offset: offset, length: length, following: next(), next(2)) else {
+                      let (match, used) = addressMatch(family, offset: offset, length: length, following: next(), next(2)) else {
                     return nil
                 }
-                match = decoded
+                decoded = [match]
                 consumed = used
             case (.payloadLoad(.transport, let offset, let length), _):
                 guard let proto = transport,
-                      let (decoded, used) = portMatches(proto, offset: offset, length: length, following: next()) else {
+                      let (ports, used) = portMatches(proto, offset: offset, length: length, following: next()) else {
                     return nil
                 }
-                decodedMatches = decoded
+                decoded = ports
                 consumed = used
             case (.counter, _):
                 statement = .counter
@@ -107,11 +107,10 @@ enum NftablesRuleDecoder {
             default:
                 return nil
             }
-            if let match { decodedMatches = [match] }
-            if !decodedMatches.isEmpty {
+            if !decoded.isEmpty {
                 // The model keeps every match before every statement, as nft's grammar does for Sluice's rules.
                 guard statements.isEmpty else { return nil }
-                matches += decodedMatches
+                matches += decoded
             }
             if let statement { statements.append(statement) }
             index += consumed
@@ -306,13 +305,14 @@ extension Ruleset {
     /// `udp sport 53 udp dport 53` reordered), and the decoder gives one of them, so comparing a live
     /// ruleset with a planned one goes through this form on the planned side.
     public var readBackForm: Ruleset {
+        func readBack(_ rule: Rule) -> Rule {
+            guard let expressions = try? NftablesRuleCompiler.expressions(for: rule, setIDs: [:]) else { return rule }
+            return NftablesRuleDecoder.decode(expressions, comment: rule.comment.isEmpty ? nil : rule.comment) ?? rule
+        }
         var result = self
-        for tableIndex in result.tables.indices {
-            for chainIndex in result.tables[tableIndex].chains.indices {
-                result.tables[tableIndex].chains[chainIndex].rules = result.tables[tableIndex].chains[chainIndex].rules.map { rule in
-                    guard let expressions = try? NftablesRuleCompiler.expressions(for: rule, setIDs: [:]) else { return rule }
-                    return NftablesRuleDecoder.decode(expressions, comment: rule.comment.isEmpty ? nil : rule.comment) ?? rule
-                }
+        for table in result.tables.indices {
+            for chain in result.tables[table].chains.indices {
+                result.tables[table].chains[chain].rules = result.tables[table].chains[chain].rules.map(readBack)
             }
         }
         return result

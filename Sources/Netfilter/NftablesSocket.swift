@@ -35,22 +35,38 @@ final class NftablesSocket {
 
     deinit { mnl_socket_close(socket) }
 
-    private var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+    /// Readable when a datagram is queued, to poll together with other descriptors.
+    var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
 
     /// Makes room for a batch of `sending` bytes (the kernel refuses a datagram larger than the send
     /// buffer) and for `replies` acknowledgements (an overflowing receive buffer drops them), as nft
-    /// does: the *FORCE options exceed the system limits with CAP_NET_ADMIN, the plain ones within
-    /// them otherwise.
+    /// does.
     func reserveBuffers(sending: Int, replies: Int) {
-        let receiving = replies * 1024 + 256 * 1024
-        for (force, plain, size) in [(SO_SNDBUFFORCE, SO_SNDBUF, sending + 64 * 1024), (SO_RCVBUFFORCE, SO_RCVBUF, receiving)] {
-            var current: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            if getsockopt(fileDescriptor, SOL_SOCKET, plain, &current, &length) == 0, Int(current) >= size { continue }
-            var wanted = Int32(clamping: size)
-            if setsockopt(fileDescriptor, SOL_SOCKET, force, &wanted, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-                _ = setsockopt(fileDescriptor, SOL_SOCKET, plain, &wanted, socklen_t(MemoryLayout<Int32>.size))
-            }
+        reserve(SO_SNDBUFFORCE, SO_SNDBUF, bytes: sending + 64 * 1024)
+        reserveReceiveBuffer(bytes: replies * 1024 + 256 * 1024)
+    }
+
+    /// Grows the receive buffer to at least `bytes`, for a socket that listens to bursts of events.
+    func reserveReceiveBuffer(bytes: Int) {
+        reserve(SO_RCVBUFFORCE, SO_RCVBUF, bytes: bytes)
+    }
+
+    /// The *FORCE options exceed the system limits with CAP_NET_ADMIN, the plain ones stay within them.
+    private func reserve(_ force: Int32, _ plain: Int32, bytes: Int) {
+        var current: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fileDescriptor, SOL_SOCKET, plain, &current, &length) == 0, Int(current) >= bytes { return }
+        var wanted = Int32(clamping: bytes)
+        if setsockopt(fileDescriptor, SOL_SOCKET, force, &wanted, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fileDescriptor, SOL_SOCKET, plain, &wanted, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    /// Joins a netfilter multicast group (`NFNLGRP_NFTRACE`): its messages then arrive on this socket.
+    func join(group: UInt32, operation: String, call: String) throws(KernelError) {
+        var number = Int32(group)
+        guard mnl_socket_setsockopt(socket, NETLINK_ADD_MEMBERSHIP, &number, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw .from(errno: errno, operation: operation, call: call)
         }
     }
 
@@ -67,34 +83,110 @@ final class NftablesSocket {
         }
     }
 
-    /// The next datagram, or nil if none arrives within `timeout` milliseconds (0: only what is queued).
-    func receive(timeout milliseconds: Int32) throws(KernelError) -> [UInt8]? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(milliseconds))
+    enum Received {
+        case datagram([UInt8])
+        /// The kernel dropped messages for want of buffer space (ENOBUFS).
+        case overflowed
+        case timedOut
+    }
+
+    /// The next datagram, an overflow report, or nothing by `deadline` (a past deadline: only what is
+    /// queued).
+    func receive(until deadline: ContinuousClock.Instant) throws(KernelError) -> Received {
         // Bounded: each pass either returns or was interrupted by a signal, and the deadline holds.
         for _ in 0..<1000 {
             var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
             let remaining = max(.zero, deadline - ContinuousClock.now).components
-            let wait = Int32(clamping: remaining.seconds * 1000 + remaining.attoseconds / 1_000_000_000_000_000)
+            // Rounded up, so a wait shorter than a millisecond does not become a busy loop.
+            let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+            let wait = Int32(clamping: remaining.seconds * 1000
+                             + (remaining.attoseconds + attosecondsPerMillisecond - 1) / attosecondsPerMillisecond)
             let ready = poll(&descriptor, 1, wait)
             if ready < 0 {
                 if errno == EINTR { continue }
                 throw .systemCall("poll(NETLINK_NETFILTER)", errno: errno)
             }
-            if ready == 0 { return nil }
+            if ready == 0 { return .timedOut }
             let received = retryingInterrupts(100) {
                 receiveBuffer.withUnsafeMutableBytes { mnl_socket_recvfrom(socket, $0.baseAddress, $0.count) }
             }
             guard received >= 0 else {
                 switch errno {
                 case EAGAIN: continue
-                case ENOBUFS: throw .unexpectedReply("the socket's receive buffer overflowed and answers were lost")
+                case ENOBUFS: return .overflowed
                 case ENOSPC: throw .unexpectedReply("a reply was larger than \(Self.receiveBufferSize) bytes")
                 case let code: throw .systemCall("recvmsg(NETLINK_NETFILTER)", errno: code)
                 }
             }
-            return Array(receiveBuffer.prefix(received))
+            return .datagram(Array(receiveBuffer.prefix(received)))
         }
-        return nil
+        return .timedOut
+    }
+
+    /// The next datagram, or nil if none arrives within `timeout` milliseconds (0: only what is queued).
+    /// Lost answers are an error here: a request's caller cannot tell what it missed.
+    func receive(timeout milliseconds: Int32) throws(KernelError) -> [UInt8]? {
+        switch try receive(until: ContinuousClock.now + .milliseconds(Int(milliseconds))) {
+        case .datagram(let datagram): return datagram
+        case .timedOut: return nil
+        case .overflowed: throw .unexpectedReply("the socket's receive buffer overflowed and answers were lost")
+        }
+    }
+
+    /// What the kernel answered to a batch sent on this socket.
+    struct BatchAnswer {
+        /// Refused messages, in batch order.
+        var refusals: [KernelError.Refusal] = []
+        /// The kernel refused the batch as a whole (no capability, no nf_tables, a commit check such as
+        /// a jump loop); it answers nothing else then.
+        var batchRefused = false
+        /// Messages no answer came for, by sequence.
+        var unanswered: Set<UInt32> = []
+    }
+
+    /// Collects the acknowledgements of `batch` (already sent) until every message is answered, the
+    /// batch is refused, or `timeout` passes. Other messages arriving meanwhile (trace events) go to
+    /// `other`.
+    func answers(to batch: NftablesBatch, timeout: Duration,
+                 other: (NetlinkMessage) -> Void = { _ in }) throws(KernelError) -> BatchAnswer {
+        let deadline = ContinuousClock.now + timeout
+        var answer = BatchAnswer(unanswered: Set(batch.messages.map(\.sequence)))
+        var refusals: [(sequence: UInt32, refusal: KernelError.Refusal)] = []
+        // Bounded by the deadline and by the datagrams a socket can have queued.
+        for _ in 0..<100_000 {
+            if answer.unanswered.isEmpty || answer.batchRefused { break }
+            // Once something was refused the kernel has already sent all it will send for this batch
+            // (it reports every message, then aborts), so only drain what is queued.
+            guard let datagram = try receive(timeout: refusals.isEmpty ? Self.milliseconds(until: deadline) : 0) else { break }
+            guard let messages = NetlinkMessage.split(datagram) else {
+                throw .unexpectedReply("a malformed netlink datagram of \(datagram.count) bytes")
+            }
+            for message in messages {
+                guard message.type == UInt16(NLMSG_ERROR) else {
+                    other(message)
+                    continue
+                }
+                guard let status = message.status else {
+                    throw .unexpectedReply("an error message of \(message.bytes.count) bytes")
+                }
+                if message.sequence == batch.beginSequence || message.sequence == batch.endSequence {
+                    guard status != 0 else { continue }
+                    answer.batchRefused = true
+                    let type = UInt16(message.sequence == batch.beginSequence ? NFNL_MSG_BATCH_BEGIN : NFNL_MSG_BATCH_END)
+                    refusals.append((message.sequence, .init(object: "the nftables batch", errno: status, messageType: type)))
+                } else if answer.unanswered.remove(message.sequence) != nil, status != 0,
+                          let refused = batch.message(withSequence: message.sequence) {
+                    refusals.append((message.sequence, .init(object: refused.description, errno: status, messageType: refused.type)))
+                }
+            }
+        }
+        answer.refusals = refusals.sorted { $0.sequence &- batch.beginSequence < $1.sequence &- batch.beginSequence }.map(\.refusal)
+        return answer
+    }
+
+    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int32 {
+        let remaining = max(.zero, deadline - ContinuousClock.now)
+        return Int32(clamping: Int64((remaining / .milliseconds(1)).rounded(.up)))
     }
 
     /// Drops answers left over from an earlier request that failed part-way, so they cannot be taken

@@ -149,7 +149,7 @@ enum InspectionRendering {
         if let reconstruction = inspection.reconstruction {
             object.append(("flags", .object(JSONObject([
                 ("arguments", .array(reconstruction.arguments.map { .string($0) })),
-                ("environment", .object(JSONObject(reconstruction.environment.map { ($0.0, .string($0.1)) }))),
+                ("environment", .object(JSONObject(reconstruction.environment.map { ($0.name, .string($0.value)) }))),
                 ("commandLine", .string(reconstruction.commandLine)),
                 ("exact", .bool(reconstruction.difference == nil)),
                 ("difference", reconstruction.difference.map { .string($0) } ?? .null),

@@ -11,7 +11,6 @@ enum ExplainPrediction {
         var options = ExplainOptions()
         options.transport = probe.transport
         options.destination = probe.destination
-        let family = probe.destination.address.family
         switch probe.side {
         case .pod:
             let owner = probe.owner ?? .root
@@ -31,7 +30,6 @@ enum ExplainPrediction {
         } catch {
             return .failure(PredictionFailure(reason: "explain failed: \(error)"))
         }
-        _ = family
         switch walk.fate {
         case .redirected(let to, _):
             return .success(captured(port: to.port, original: probe.destination, transport: probe.transport))
